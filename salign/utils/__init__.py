@@ -1,0 +1,1 @@
+"""Small shared helpers: atomic file output and user-facing input errors."""
