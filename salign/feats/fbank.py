@@ -1,0 +1,240 @@
+"""Kaldi-compatible log-mel filterbank features with kaldi-native-fbank, and segment loading from Kaldi data dirs.
+
+Features follow Kaldi's ``compute-fbank-feats`` defaults (25 ms window, 10 ms shift, povey window, pre-emphasis 0.97,
+DC removal, ``snip_edges=true``) with ``dither=0`` so that the same audio always gives the same features, and are
+computed on the int16 sample scale like Kaldi (float audio in [-1, 1] is multiplied by 32768).
+
+A data dir is read as a list of :class:`Segment` (utterance, recording, start, end, speed); :func:`iter_waves` opens
+each recording once and cuts its segments in time order, so a long talk is never re-read per segment and memory stays
+bounded by one segment.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import groupby
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+
+import kaldi_native_fbank as knf
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from salign.utils.io import InputError, PathLike
+
+FBANK_DIM = 80
+SAMPLE_RATE = 16000
+INT16_SCALE = 32768.0
+# A segment may end this many seconds past the end of its wav (rounding in the segment times); it is truncated.
+END_TOLERANCE_S = 0.01
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One utterance: ``start``/``end`` in seconds of the original recording (``end=None``: to the end of file)."""
+
+    utt: str
+    rec: str
+    start: float = 0.0
+    end: Optional[float] = None
+    speed: float = 1.0
+
+
+def fbank_options(sr: int = SAMPLE_RATE, num_mel_bins: int = FBANK_DIM) -> knf.FbankOptions:
+    """Kaldi ``compute-fbank-feats`` defaults with ``dither=0`` and ``num_mel_bins`` bins."""
+    opts = knf.FbankOptions()
+    opts.frame_opts.samp_freq = float(sr)
+    opts.frame_opts.dither = 0.0
+    opts.frame_opts.frame_length_ms = 25.0
+    opts.frame_opts.frame_shift_ms = 10.0
+    opts.frame_opts.snip_edges = True
+    opts.mel_opts.num_bins = num_mel_bins
+    return opts
+
+
+_OPTS_CACHE: Dict[Tuple[int, int], knf.FbankOptions] = {}
+
+
+def compute_fbank(wave: np.ndarray, sr: int = SAMPLE_RATE, num_mel_bins: int = FBANK_DIM) -> np.ndarray:
+    """Log-mel fbank of a mono waveform: float32 array of shape (frames, num_mel_bins).
+
+    ``wave`` is float in [-1, 1] (soundfile's default) or an integer PCM array; either way the features are those of
+    the int16-scaled signal, as Kaldi computes them. A wave shorter than one 25 ms window gives 0 frames.
+    """
+    wave = np.asarray(wave)
+    if wave.ndim != 1:
+        raise ValueError(f"compute_fbank expects a 1-D mono waveform, got shape {wave.shape}")
+    if np.issubdtype(wave.dtype, np.integer):
+        samples = wave.astype(np.float32)
+    else:
+        samples = np.asarray(wave, dtype=np.float32) * np.float32(INT16_SCALE)
+    key = (int(sr), int(num_mel_bins))
+    if key not in _OPTS_CACHE:
+        _OPTS_CACHE[key] = fbank_options(*key)
+    fb = knf.OnlineFbank(_OPTS_CACHE[key])
+    fb.accept_waveform(float(sr), samples)  # one call per utterance: the C++ side frames and transforms everything
+    fb.input_finished()
+    n = fb.num_frames_ready
+    if n == 0:
+        return np.zeros((0, num_mel_bins), dtype=np.float32)
+    out = np.empty((n, num_mel_bins), dtype=np.float32)
+    get = fb.get_frame
+    for i in range(n):  # the binding only exposes frames one by one (a copy of 80 floats each)
+        out[i] = get(i)
+    return out
+
+
+def speed_perturb(wave: np.ndarray, factor: float) -> np.ndarray:
+    """Change speed like ``sox speed FACTOR`` (tempo and pitch): the output has ``len / factor`` samples."""
+    if factor <= 0:
+        raise ValueError(f"speed factor must be positive, got {factor}")
+    if abs(factor - 1.0) < 1e-9:
+        return np.asarray(wave, dtype=np.float32)
+    ratio = Fraction(1.0 / factor).limit_denominator(1000)  # up / down
+    out = resample_poly(np.asarray(wave, dtype=np.float32), ratio.numerator, ratio.denominator)
+    return out.astype(np.float32, copy=False)
+
+
+def _check_path(path: str, rec: str, wav_scp: PathLike) -> str:
+    if path.endswith("|"):
+        raise InputError(f"recording '{rec}' is a command pipe; make_fbank reads plain audio files", wav_scp,
+                         fix="write wav paths in wav.scp and put speed factors in utt2speed")
+    if not os.path.isfile(path):
+        raise InputError(f"recording '{rec}': audio file '{path}' does not exist", wav_scp,
+                         fix="fix the path in wav.scp or re-run data preparation")
+    return path
+
+
+def _open(path: str, rec: str, sr: int, wav_scp: PathLike) -> sf.SoundFile:
+    try:
+        f = sf.SoundFile(path)
+    except (RuntimeError, OSError) as exc:  # soundfile's LibsndfileError is a RuntimeError
+        raise InputError(f"recording '{rec}': cannot read audio '{path}': {exc}", wav_scp,
+                         fix="re-create the file as 16 kHz mono wav") from None
+    if f.samplerate != sr:
+        f.close()
+        raise InputError(f"recording '{rec}': '{path}' has sample rate {f.samplerate}, expected {sr}", wav_scp,
+                         fix=f"resample it, e.g. sox IN -r {sr} -c 1 OUT.wav")
+    return f
+
+
+def _cut(f: sf.SoundFile, seg: Segment, path: str, sr: int, where: PathLike) -> np.ndarray:
+    total = f.frames
+    start = int(round(seg.start * sr))
+    end = total if seg.end is None else int(round(seg.end * sr))
+    if seg.end is not None and end > total:
+        if end - total > END_TOLERANCE_S * sr:
+            raise InputError(f"utterance '{seg.utt}': segment {seg.start:.2f}-{seg.end:.2f} s ends after the end of "
+                             f"'{path}' ({total / sr:.2f} s)", where,
+                             fix="correct the segment times or the recording")
+        end = total
+    if start < 0 or end - start <= 0:
+        raise InputError(f"utterance '{seg.utt}': empty segment ({seg.start} to {seg.end} s)", where,
+                         fix="remove the utterance or fix its times")
+    f.seek(start)
+    wave = f.read(end - start, dtype="float32", always_2d=True)
+    if wave.shape[0] != end - start:
+        raise InputError(f"utterance '{seg.utt}': could only read {wave.shape[0]} of {end - start} samples from "
+                         f"'{path}'", where, fix="the audio file is truncated; re-create it")
+    if wave.shape[1] != 1:
+        raise InputError(f"recording '{seg.rec}': '{path}' has {wave.shape[1]} channels, expected mono", where,
+                         fix="convert it, e.g. sox IN -c 1 OUT.wav")
+    return speed_perturb(wave[:, 0], seg.speed)
+
+
+def load_segment(path: PathLike, start: float = 0.0, end: Optional[float] = None, speed: float = 1.0,
+                 sr: int = SAMPLE_RATE, utt: str = "utterance") -> np.ndarray:
+    """Read ``[start, end]`` seconds of a mono audio file (whole file if ``end`` is None), then apply ``speed``.
+
+    Returns float32 samples in [-1, 1]. Raises :class:`InputError` for an unreadable file, a wrong sample rate, a
+    segment past the end of the file or an empty segment.
+    """
+    path = str(path)
+    _check_path(path, utt, path)
+    with _open(path, utt, sr, path) as f:
+        return _cut(f, Segment(utt, utt, start, end, speed), path, sr, path)
+
+
+def _read_table(path: Path, min_fields: int, required: bool = True) -> List[Tuple[int, List[str]]]:
+    if not path.is_file():
+        if required:
+            raise InputError("file is missing", path, fix="run data preparation first")
+        return []
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) < min_fields:
+                raise InputError(f"expected at least {min_fields} fields, got {len(fields)}", path, lineno,
+                                 fix="use Kaldi format: one 'key value...' entry per line")
+            rows.append((lineno, fields))
+    return rows
+
+
+def read_data_dir(data: PathLike) -> Tuple[List[Segment], Dict[str, str]]:
+    """Read a Kaldi data dir: its segments sorted by utterance id, and recording id -> audio path."""
+    data = Path(data)
+    wav_scp: Dict[str, str] = {}
+    for lineno, fields in _read_table(data / "wav.scp", 2):
+        if fields[0] in wav_scp:
+            raise InputError(f"duplicate recording id '{fields[0]}'", data / "wav.scp", lineno)
+        wav_scp[fields[0]] = " ".join(fields[1:])
+    speeds: Dict[str, float] = {}
+    for lineno, fields in _read_table(data / "utt2speed", 2, required=False):
+        try:
+            speeds[fields[0]] = float(fields[1])
+            assert speeds[fields[0]] > 0
+        except (ValueError, AssertionError):
+            raise InputError(f"bad speed factor '{fields[1]}'", data / "utt2speed", lineno,
+                             fix="write a positive number such as 0.9") from None
+    segs: List[Segment] = []
+    if (data / "segments").is_file():
+        for lineno, fields in _read_table(data / "segments", 4):
+            utt, rec = fields[0], fields[1]
+            if rec not in wav_scp:
+                raise InputError(f"utterance '{utt}' refers to recording '{rec}' absent from wav.scp",
+                                 data / "segments", lineno, fix="re-run data preparation")
+            try:
+                start, end = float(fields[2]), float(fields[3])
+            except ValueError:
+                raise InputError(f"utterance '{utt}': times must be numbers", data / "segments", lineno) from None
+            if end <= start and end != -1:
+                raise InputError(f"utterance '{utt}': empty segment ({start} to {end} s)", data / "segments",
+                                 lineno, fix="remove the utterance or fix its times")
+            segs.append(Segment(utt, rec, start, None if end == -1 else end, speeds.get(utt, 1.0)))
+    else:
+        segs = [Segment(rec, rec, 0.0, None, speeds.get(rec, 1.0)) for rec in wav_scp]
+    segs.sort(key=lambda s: s.utt)
+    for a, b in zip(segs, segs[1:]):
+        if a.utt == b.utt:
+            raise InputError(f"duplicate utterance id '{a.utt}'", data / ("segments" if (data / "segments").is_file()
+                                                                          else "wav.scp"))
+    if not segs:
+        raise InputError("no utterances", data, fix="check wav.scp/segments are not empty")
+    return segs, wav_scp
+
+
+def iter_waves(segs: Iterable[Segment], wav_scp: Dict[str, str], sr: int = SAMPLE_RATE,
+               where: PathLike = "wav.scp") -> Iterator[Tuple[Segment, np.ndarray]]:
+    """Yield ``(segment, samples)`` grouped by recording: each audio file is opened once, segments cut in order."""
+    ordered = sorted(segs, key=lambda s: (s.rec, s.start, s.utt))
+    for rec, group in groupby(ordered, key=lambda s: s.rec):
+        path = _check_path(wav_scp[rec], rec, where)
+        with _open(path, rec, sr, where) as f:
+            for seg in group:
+                yield seg, _cut(f, seg, path, sr, where)
+
+
+def iter_fbank(segs: Iterable[Segment], wav_scp: Dict[str, str], sr: int = SAMPLE_RATE,
+               num_mel_bins: int = FBANK_DIM, where: PathLike = "wav.scp") -> Iterator[Tuple[str, np.ndarray]]:
+    """Yield ``(utt, features)`` for each segment (recording order); an utterance too short for one frame fails."""
+    for seg, wave in iter_waves(segs, wav_scp, sr, where):
+        feats = compute_fbank(wave, sr, num_mel_bins)
+        if feats.shape[0] == 0:
+            raise InputError(f"utterance '{seg.utt}' is shorter than one 25 ms frame ({len(wave)} samples)", where,
+                             fix="drop utterances shorter than 0.1 s in data preparation")
+        yield seg.utt, feats

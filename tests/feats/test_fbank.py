@@ -1,0 +1,184 @@
+"""Fbank extraction: values vs torchaudio's Kaldi port, ark/scp readable by kaldiio and ESPnet, CMVN, shards."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import soundfile as sf
+
+from salign.bin import make_fbank
+from salign.feats.fbank import compute_fbank, load_segment, read_data_dir
+from salign.utils.io import InputError
+
+SR = 16000
+
+
+def _tone(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.RandomState(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    x = 0.3 * np.sin(2 * np.pi * (200 + 300 * rng.rand()) * t) + 0.05 * rng.randn(t.size)
+    return x.astype(np.float32)
+
+
+def make_data(root: Path, n_rec: int = 3, n_seg: int = 4, speeds: dict | None = None) -> Path:
+    """A small data dir: n_rec 14 s recordings, each with n_seg 2.5 s segments."""
+    data = root / "data"
+    data.mkdir(parents=True)
+    with (data / "wav.scp").open("w") as scp, (data / "segments").open("w") as segs:
+        for r in range(n_rec):
+            wav = root / f"rec{r}.wav"
+            sf.write(wav, _tone(14.0, r), SR, subtype="PCM_16")
+            scp.write(f"rec{r} {wav}\n")
+            for k in range(n_seg):
+                segs.write(f"rec{r}_{k:02d} rec{r} {k * 3.0:.2f} {k * 3.0 + 2.5:.2f}\n")
+    if speeds:
+        (data / "utt2speed").write_text("".join(f"{u} {f}\n" for u, f in speeds.items()))
+    return data
+
+
+def test_matches_torchaudio_kaldi():
+    kaldi = pytest.importorskip("torchaudio.compliance.kaldi", reason="torchaudio not importable")
+    import torch
+
+    x = _tone(3.0)
+    ref = kaldi.fbank(torch.from_numpy(x * 32768)[None], num_mel_bins=80, dither=0.0,
+                      sample_frequency=SR, frame_length=25, frame_shift=10, snip_edges=True).numpy()
+    ours = compute_fbank(x)
+    assert ours.dtype == np.float32 and ours.shape == ref.shape == (298, 80)
+    assert np.abs(ours - ref).mean() < 1e-2
+
+
+def test_int16_input_and_short_wave():
+    x = _tone(1.0)
+    np.testing.assert_allclose(compute_fbank((x * 32768).astype(np.int16)), compute_fbank(x), atol=1e-2)
+    assert compute_fbank(np.zeros(100, np.float32)).shape == (0, 80)
+
+
+def test_ark_scp_readable_by_kaldiio_and_espnet(tmp_path):
+    data = make_data(tmp_path)
+    out = tmp_path / "fbank"
+    make_fbank.main(["--data", str(data), "--out", str(out), "--nj", "2"])
+    feats = kaldiio.load_scp(str(out / "feats.scp"))
+    assert sorted(feats.keys()) == [f"rec{r}_{k:02d}" for r in range(3) for k in range(4)]
+    wave = load_segment(tmp_path / "rec1.wav", 3.0, 5.5)
+    np.testing.assert_array_equal(feats["rec1_01"], compute_fbank(wave))
+    for line in (out / "feats.scp").read_text().splitlines():
+        assert Path(line.split()[1].rsplit(":", 1)[0]).is_absolute()
+    shapes = dict(line.split() for line in (out / "feats_shape").read_text().splitlines())
+    assert shapes["rec1_01"] == f"{feats['rec1_01'].shape[0]},80"
+    from espnet2.train.dataset import kaldi_loader
+
+    loader = kaldi_loader(str(out / "feats.scp"))
+    np.testing.assert_array_equal(loader["rec2_03"], feats["rec2_03"])
+
+
+def test_cmvn_matches_numpy_and_global_mvn(tmp_path):
+    data = make_data(tmp_path)
+    out = tmp_path / "fbank"
+    make_fbank.main(["--data", str(data), "--out", str(out), "--nj", "3"])
+    allf = np.concatenate([m for _, m in kaldiio.load_scp_sequential(str(out / "feats.scp"))]).astype(np.float64)
+    st = np.load(out / "cmvn.npz")
+    assert int(st["count"]) == allf.shape[0]
+    np.testing.assert_allclose(st["sum"] / st["count"], allf.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(st["sum_square"] / st["count"] - (st["sum"] / st["count"]) ** 2, allf.var(0),
+                               rtol=1e-5)
+    import torch
+    from espnet2.layers.global_mvn import GlobalMVN
+
+    mvn = GlobalMVN(str(out / "cmvn.npz"))
+    x = torch.from_numpy(allf.astype(np.float32))[None]
+    y, _ = mvn(x.clone())
+    assert abs(float(y.mean())) < 1e-3 and abs(float(y.std()) - 1.0) < 1e-2
+
+
+def test_speed_changes_frame_count(tmp_path):
+    data = make_data(tmp_path, n_rec=1, n_seg=2, speeds={"rec0_00": 0.9, "rec0_01": 1.1})
+    segs, _ = read_data_dir(data)
+    assert [s.speed for s in segs] == [0.9, 1.1]
+    out = tmp_path / "fbank"
+    make_fbank.main(["--data", str(data), "--out", str(out)])
+    n = dict(line.split() for line in (out / "utt2num_frames").read_text().splitlines())
+    base = compute_fbank(load_segment(tmp_path / "rec0.wav", 0.0, 2.5)).shape[0]  # 248 frames
+    assert abs(int(n["rec0_00"]) - base / 0.9) <= 3
+    assert abs(int(n["rec0_01"]) - base / 1.1) <= 3
+
+
+def test_shards_then_merge_equal_single_job(tmp_path):
+    data = make_data(tmp_path)
+    one, three = tmp_path / "one", tmp_path / "three"
+    make_fbank.main(["--data", str(data), "--out", str(one), "--nj", "1"])
+    for j in (1, 2, 3):
+        make_fbank.main(["--data", str(data), "--out", str(three), "--nj", "3", "--job", str(j)])
+    make_fbank.main(["--data", str(data), "--out", str(three), "--nj", "3", "--merge"])
+    a, b = kaldiio.load_scp(str(one / "feats.scp")), kaldiio.load_scp(str(three / "feats.scp"))
+    assert list(a.keys()) == list(b.keys())
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    for name in ("utt2num_frames", "feats_shape"):
+        assert (one / name).read_text() == (three / name).read_text()
+    sa, sb = np.load(one / "cmvn.npz"), np.load(three / "cmvn.npz")
+    assert int(sa["count"]) == int(sb["count"])
+    np.testing.assert_allclose(sa["sum"], sb["sum"], rtol=1e-9)
+    assert (three / ".done").is_file()
+
+
+def test_merge_names_missing_shard_and_log(tmp_path):
+    data = make_data(tmp_path)
+    out = tmp_path / "fbank"
+    make_fbank.main(["--data", str(data), "--out", str(out), "--nj", "3", "--job", "1"])
+    with pytest.raises(InputError, match=r"shard 2/3 .*make_fbank\.2\.log"):
+        make_fbank.main(["--data", str(data), "--out", str(out), "--nj", "3", "--merge"])
+    assert not (out / ".done").exists() and not (out / "feats.scp").exists()
+
+
+def test_interrupted_shard_is_redone(tmp_path, capsys):
+    data = make_data(tmp_path)
+    out = tmp_path / "fbank"
+    args = ["--data", str(data), "--out", str(out), "--nj", "2", "--job", "1"]
+    make_fbank.main(args)
+    make_fbank.main(args)
+    assert "already complete" in capsys.readouterr().err
+    ark = out / "split2" / "feats.1.ark"
+    good = ark.read_bytes()
+    ark.write_bytes(good[:100])  # an interruption during a later run: truncated ark, temp file left behind
+    (out / "split2" / ".feats.1.ark.tmp").write_bytes(b"partial")
+    make_fbank.main(args)
+    assert "already complete" not in capsys.readouterr().err
+    assert ark.read_bytes() == good
+    assert not (out / "split2" / ".feats.1.ark.tmp").exists()
+
+
+@pytest.mark.parametrize("problem,match", [
+    ("beyond", r"rec0_09.*ends after the end"),
+    ("rate", r"sample rate 8000, expected 16000"),
+    ("unreadable", r"cannot read audio"),
+    ("empty", r"rec0_00.*empty segment"),
+    ("missing", r"does not exist"),
+])
+def test_bad_input_is_one_line_error(tmp_path, capsys, problem, match):
+    data = make_data(tmp_path, n_rec=1, n_seg=2)
+    wav = tmp_path / "rec0.wav"
+    if problem == "beyond":
+        with (data / "segments").open("a") as f:
+            f.write("rec0_09 rec0 13.0 15.0\n")
+    elif problem == "rate":
+        sf.write(wav, _tone(14.0)[::2], 8000)
+    elif problem == "unreadable":
+        wav.write_bytes(b"not a wav file at all")
+    elif problem == "empty":
+        (data / "segments").write_text("rec0_00 rec0 2.0 2.0\n")
+    elif problem == "missing":
+        wav.unlink()
+    with pytest.raises(SystemExit) as exc:
+        from salign.utils.io import run_cli
+
+        run_cli(make_fbank.main, ["--data", str(data), "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ERROR" in err
+    import re
+
+    assert re.search(match, err), err
+    assert not (tmp_path / "o" / "feats.scp").exists()
