@@ -1,0 +1,1 @@
+"""Speech-text alignment losses, one class per method, chosen with ``--align`` (an ESPnet ``ClassChoices``)."""

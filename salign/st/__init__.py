@@ -1,0 +1,1 @@
+"""The unified S-Align speech/text translation model and its building blocks."""

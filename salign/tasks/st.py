@@ -1,0 +1,226 @@
+"""ESPnet task registration: ``SAlignSTTask`` is ESPnet's ST task building :class:`SAlignSTModel`.
+
+Class choices (each adds ``--<name>`` and ``--<name>_conf``, listed by ``--print_config`` and saved in config.yaml):
+frontend, specaug, normalize, preencoder, encoder (A-enc), text_encoder (T-enc), decoder, align, preprocessor.
+Alignment methods are classes in ``salign/losses`` registered in ``align_choices``.
+
+Task options added to ESPnet's ST ones: ``--init_from_mt PATH`` (load an MT-pretrained checkpoint into the textual
+encoder, decoder and embeddings, printing which parameter groups were and were not initialised).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from espnet2.asr.ctc import CTC
+from espnet2.asr.decoder.abs_decoder import AbsDecoder
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet2.asr.encoder.transformer_encoder import TransformerEncoder
+from espnet2.tasks import st as espnet_st
+from espnet2.tasks.st import STTask
+from espnet2.torch_utils.initialize import initialize
+from espnet2.train.class_choices import ClassChoices
+from espnet2.utils.get_default_kwargs import get_default_kwargs
+from espnet2.utils.types import str_or_none
+
+from salign.losses.abs_align import AbsAlign
+from salign.losses.adversarial import AdversarialAlign
+from salign.st.model import SAlignSTModel
+
+# A-enc and decoder: ESPnet's classes, with transformer defaults instead of ESPnet's RNN ones
+encoder_choices = ClassChoices(
+    "encoder", classes=espnet_st.encoder_choices.classes, type_check=AbsEncoder, default="transformer")
+decoder_choices = ClassChoices(
+    "decoder", classes=espnet_st.decoder_choices.classes, type_check=AbsDecoder, default="transformer")
+text_encoder_choices = ClassChoices(
+    "text_encoder",
+    classes=dict(transformer=TransformerEncoder),
+    type_check=AbsEncoder,
+    default="transformer",
+)
+align_choices = ClassChoices(
+    "align",
+    classes=dict(adversarial=AdversarialAlign),
+    type_check=AbsAlign,
+    default=None,
+    optional=True,
+)
+
+#: parameter groups an MT checkpoint initialises by default (the acoustic side is not trained in MT pre-training)
+MT_MODULES = ("src_embed", "text_encoder", "decoder")
+
+
+def _read_token_list(value) -> List[str]:
+    if isinstance(value, str):
+        with open(value, encoding="utf-8") as f:
+            return [line.rstrip() for line in f]
+    return list(value)
+
+
+class SAlignSTTask(STTask):
+    """ESPnet's ST task with the S-Align model, a textual-encoder choice and an alignment-method choice."""
+
+    class_choices_list = [
+        espnet_st.frontend_choices,
+        espnet_st.specaug_choices,
+        espnet_st.normalize_choices,
+        espnet_st.preencoder_choices,
+        encoder_choices,
+        text_encoder_choices,
+        decoder_choices,
+        align_choices,
+        espnet_st.preprocessor_choices,
+    ]
+    _building_from_file = False
+
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """ESPnet's ST arguments, our model's defaults for ``--model_conf``, and ``--init_from_mt``."""
+        super().add_task_arguments(parser)
+        parser.set_defaults(model_conf=get_default_kwargs(SAlignSTModel))
+        group = parser.add_argument_group(description="S-Align")
+        group.add_argument("--init_from_mt", type=str_or_none, default=None,
+                           help="MT-pretrained checkpoint (a .pth of this task trained on text) to initialise from")
+        group.add_argument("--init_from_mt_modules", type=str, nargs="+", default=list(MT_MODULES),
+                           help="parameter groups (top-level module names) taken from --init_from_mt")
+
+    @classmethod
+    def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        """Training needs the target text; speech is optional so that MT pre-training runs on text alone."""
+        return ("speech",) if inference else ("text",)
+
+    @classmethod
+    def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        """``speech`` and ``src_text`` (transcript) are optional in training."""
+        return () if inference else ("speech", "src_text")
+
+    @classmethod
+    def build_model_from_file(cls, config_file=None, model_file=None, device: str = "cpu"):
+        """As ESPnet's, but never re-reads ``--init_from_mt`` (the model file has the trained weights)."""
+        cls._building_from_file = True
+        try:
+            return super().build_model_from_file(config_file, model_file, device)
+        finally:
+            cls._building_from_file = False
+
+    @classmethod
+    def build_model(cls, args: argparse.Namespace) -> SAlignSTModel:
+        """Build :class:`SAlignSTModel` from the parsed arguments (or a saved config.yaml)."""
+        token_list = _read_token_list(args.token_list)
+        args.token_list = list(token_list)
+        if args.src_token_list is None:
+            raise ValueError("--src_token_list is required by the S-Align model (pass the target list for a "
+                             "joint vocabulary)")
+        src_token_list = _read_token_list(args.src_token_list)
+        args.src_token_list = list(src_token_list)
+
+        if args.input_size is None:
+            frontend = espnet_st.frontend_choices.get_class(args.frontend)(**args.frontend_conf)
+            input_size = frontend.output_size()
+        else:
+            args.frontend, args.frontend_conf, frontend = None, {}, None
+            input_size = args.input_size
+        specaug = (espnet_st.specaug_choices.get_class(args.specaug)(**args.specaug_conf)
+                   if args.specaug is not None else None)
+        normalize = (espnet_st.normalize_choices.get_class(args.normalize)(**args.normalize_conf)
+                     if args.normalize is not None else None)
+        preencoder = None
+        if getattr(args, "preencoder", None) is not None:
+            preencoder = espnet_st.preencoder_choices.get_class(args.preencoder)(**args.preencoder_conf)
+            input_size = preencoder.output_size()
+        encoder = encoder_choices.get_class(args.encoder)(input_size=input_size, **args.encoder_conf)
+
+        tconf = dict(args.text_encoder_conf)
+        dim = tconf.pop("output_size", encoder.output_size())
+        tconf.pop("input_size", None)
+        tconf["input_layer"] = None
+        text_encoder = text_encoder_choices.get_class(args.text_encoder)(input_size=dim, output_size=dim, **tconf)
+        decoder = decoder_choices.get_class(args.decoder)(
+            vocab_size=len(token_list), encoder_output_size=dim, **args.decoder_conf)
+        ctc = CTC(odim=len(src_token_list), encoder_output_size=encoder.output_size(), **args.ctc_conf)
+        model_conf = dict(args.model_conf)
+        st_ctc = (CTC(odim=len(token_list), encoder_output_size=dim, **args.ctc_conf)
+                  if model_conf.get("st_ctc_weight", 0.0) > 0 else None)
+        align = None
+        if getattr(args, "align", None) is not None:
+            align = align_choices.get_class(args.align)(dim=dim, **args.align_conf)
+
+        model = SAlignSTModel(
+            vocab_size=len(token_list), token_list=token_list, src_vocab_size=len(src_token_list),
+            src_token_list=src_token_list, frontend=frontend, specaug=specaug, normalize=normalize,
+            preencoder=preencoder, encoder=encoder, text_encoder=text_encoder, decoder=decoder, ctc=ctc,
+            align=align, st_ctc=st_ctc, **model_conf)
+        if args.init is not None:
+            initialize(model, args.init)
+        model.accum_grad = int(getattr(args, "accum_grad", 1) or 1)
+        init_mt = getattr(args, "init_from_mt", None)
+        if init_mt and not cls._building_from_file and not getattr(args, "collect_stats", False):
+            load_mt_checkpoint(model, init_mt, getattr(args, "init_from_mt_modules", MT_MODULES))
+        return model
+
+
+def load_mt_checkpoint(model: torch.nn.Module, path: str, modules: Sequence[str] = MT_MODULES) -> Dict[str, str]:
+    """Copy the parameters of ``modules`` from an MT checkpoint into ``model``; log and return a per-group report.
+
+    Unlike ESPnet's ``--init_param`` (``strict=False``, silent), a missing or shape-mismatched tensor inside a
+    requested group is an error, and every top-level group is reported as initialised, partly initialised or not.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--init_from_mt {path}: no such file (fix: run the MT pre-training stage first, "
+                                "or point --init_from_mt at its valid.acc.ave.pth)") from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]  # a checkpoint.pth of ESPnet's trainer
+    own = model.state_dict()
+    taken: Dict[str, torch.Tensor] = {}
+    problems = []
+    for key, value in own.items():
+        group = key.split(".", 1)[0]
+        if group not in modules:
+            continue
+        if key not in state:
+            problems.append(f"{key} missing in {path}")
+        elif state[key].shape != value.shape:
+            problems.append(f"{key}: checkpoint {tuple(state[key].shape)} vs model {tuple(value.shape)}")
+        else:
+            taken[key] = state[key]
+    if problems:
+        raise ValueError(f"--init_from_mt {path} does not fit this model ({len(problems)} tensors): "
+                         + "; ".join(problems[:5]) + " (fix: use the same text_encoder/decoder/token_list settings "
+                         "as the MT pre-training config)")
+    model.load_state_dict(taken, strict=False)
+    report: Dict[str, str] = {}
+    groups: Dict[str, List[str]] = {}
+    for key in own:
+        groups.setdefault(key.split(".", 1)[0], []).append(key)
+    for group, keys in groups.items():
+        n = sum(k in taken for k in keys)
+        report[group] = f"initialised from MT ({n}/{len(keys)} tensors)" if n else "not initialised (random init)"
+    width = max(map(len, report))
+    lines = [f"  {g:<{width}}  {r}" for g, r in report.items()]
+    logging.info("--init_from_mt %s:\n%s", path, "\n".join(lines))
+    print(f"[salign] parameter groups after --init_from_mt {path}:\n" + "\n".join(lines), flush=True)
+    return report
+
+
+def register_with_espnet() -> None:
+    """Make ESPnet's own ``espnet2.bin.st_inference`` (``Speech2Text``, ``inference``) build salign models.
+
+    ``Speech2Text`` hard-codes ``STTask``; after this call it uses :class:`SAlignSTTask`. The documented one-liner::
+
+        import salign.tasks.st as t; t.register_with_espnet()  # then Speech2Text(st_train_config=..., st_model_file=...)
+
+    The patched module builds salign models only (stock ESPnet ST configs lack ``text_encoder``), so use a separate
+    process to decode stock models.
+    """
+    import espnet2.bin.st_inference as st_inference
+
+    st_inference.STTask = SAlignSTTask
+
+
+def main(cmd: Optional[Sequence[str]] = None) -> None:
+    """Training entry point (``python -m salign.bin.st_train``)."""
+    SAlignSTTask.main(cmd=cmd)

@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks: tiny synthetic ST data sets in ESPnet's formats."""
