@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Run a command as a Slurm job array and wait for it (the interface of Kaldi's run.pl / utils/queue/local.sh).
+#
+#   utils/queue/slurm.sh [options] JOB=1:N LOGFILE command args...   # LOGFILE and command contain JOB
+#   utils/queue/slurm.sh [options] LOGFILE command args...           # a single job
+#
+# Options (--opt value or --opt=value):
+#   --max_jobs_run K   at most K array tasks at a time (--array=1-N%K)
+#   --mem X            memory per task, e.g. 8G (sbatch --mem)
+#   --gpu N            GPUs per task (sbatch --gres=gpu:N; 0 = none)
+#   --time T           time limit, e.g. 4:00:00 (sbatch --time)
+#   --num_threads T    CPUs per task (sbatch --cpus-per-task; also OMP_NUM_THREADS)
+#   --partition P      partition (default: $SLURM_PARTITION, else the cluster's default)
+#   --config F         accepted and ignored (Kaldi compatibility)
+# Environment: SBATCH (default sbatch) and SCANCEL (default scancel) name the Slurm commands; tests point
+# SBATCH at a stand-in that runs the array locally.
+#
+# Each task's stdout and stderr go to its log, with the same header and footer as local.sh; Slurm's own
+# messages go to DIR/q/NAME.TASK.slurm.out beside the logs. The submission blocks (sbatch --wait). Exit 0 if
+# every task succeeded; otherwise print "slurm.sh: M/N jobs failed; first failing log: LOG" and the last 20 lines
+# of that log to stderr, and exit 1.
+set -uo pipefail
+
+prog=$(basename "$0")
+sbatch=${SBATCH:-sbatch}
+scancel=${SCANCEL:-scancel}
+partition=${SLURM_PARTITION:-}
+max_jobs_run='' mem='' gpu=0 time_limit='' num_threads=1
+
+usage() { sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p;}' "$0"; }
+die() { echo "${prog}: $*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --help|-h) usage; exit 0 ;;
+    --*=*) opt=${1%%=*}; val=${1#*=}; shift ;;
+    --*) [ $# -ge 2 ] || die "option '$1' needs a value"; opt=$1; val=$2; shift 2 ;;
+    *) break ;;
+  esac
+  case "${opt}" in
+    --max_jobs_run|--max-jobs-run) max_jobs_run=${val} ;;
+    --mem) mem=${val} ;;
+    --gpu) gpu=${val} ;;
+    --time) time_limit=${val} ;;
+    --num_threads|--num-threads) num_threads=${val} ;;
+    --partition) partition=${val} ;;
+    --config) ;;
+    *) die "unknown option '${opt}'; valid: --max_jobs_run --mem --gpu --time --num_threads --partition --config" ;;
+  esac
+done
+
+jobvar='' first=1 last=1
+if [[ $# -gt 0 && $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+):([0-9]+)$ ]]; then
+  jobvar=${BASH_REMATCH[1]} first=${BASH_REMATCH[2]} last=${BASH_REMATCH[3]}
+  shift
+  [ "${first}" -le "${last}" ] || die "empty job range ${jobvar}=${first}:${last}"
+fi
+[ $# -ge 2 ] || { usage >&2; exit 1; }
+logtmpl=$1
+shift
+if [ -n "${jobvar}" ] && [ "${last}" -gt "${first}" ] && [[ ${logtmpl} != *"${jobvar}"* ]]; then
+  die "log file '${logtmpl}' does not contain '${jobvar}': the jobs would share one log"
+fi
+cmd=''
+if [ $# -eq 1 ]; then
+  cmd=$1
+else
+  for arg in "$@"; do
+    if [[ ${arg} =~ [[:space:]] || -z ${arg} ]]; then cmd+=$(printf '%q' "${arg}")' '; else cmd+="${arg} "; fi
+  done
+fi
+[[ ${gpu} =~ ^[0-9]+$ ]] || die "--gpu must be a number, got '${gpu}'"
+command -v "${sbatch}" > /dev/null || die "'${sbatch}' not found: run on a Slurm login node, or use utils/queue/local.sh"
+
+subst() { if [ -n "${jobvar}" ]; then echo "${1//${jobvar}/$2}"; else echo "$1"; fi; }
+
+njobs=$((last - first + 1))
+logdir=$(dirname "$(subst "${logtmpl}" "${first}")")
+name=$(basename "${logtmpl}")
+name=${name%.log}
+[ -z "${jobvar}" ] || name=${name//${jobvar}/x}
+qdir=${logdir}/q
+mkdir -p "${qdir}" || die "cannot create ${qdir}"
+qdir=$(cd "${qdir}" && pwd)
+wrapper=${qdir}/${name}.sh
+rm -f "${qdir}/${name}".*.rc
+
+# The per-task script: substitute the task id, run the command with header/footer, record the exit code.
+{
+  echo '#!/usr/bin/env bash'
+  printf 'jobvar=%q\nlogtmpl=%q\ncmd=%q\nrcbase=%q\nnum_threads=%q\ncd %q || exit 1\n' \
+    "${jobvar}" "${logtmpl}" "${cmd}" "${qdir}/${name}" "${num_threads}" "$(pwd)"
+  cat <<'TASK'
+id=${SLURM_ARRAY_TASK_ID:?not run as a Slurm array task}
+if [ -n "${jobvar}" ]; then log=${logtmpl//${jobvar}/${id}}; c=${cmd//${jobvar}/${id}}; else log=${logtmpl}; c=${cmd}; fi
+mkdir -p "$(dirname "${log}")" || exit 1
+start=$(date +%s)
+{ echo "# ${c}"; echo "# Started at $(date) on $(hostname), Slurm job ${SLURM_JOB_ID:-?}"; } > "${log}" || exit 1
+OMP_NUM_THREADS=${num_threads} bash -c "${c}" >> "${log}" 2>&1 < /dev/null
+rc=$?
+end=$(date +%s)
+{
+  echo "# Accounting: time=$((end - start)) threads=${num_threads}"
+  echo "# Ended (code ${rc}) at $(date), elapsed time $((end - start)) seconds"
+} >> "${log}"
+echo "${rc}" > "${rcbase}.${id}.rc"
+exit "${rc}"
+TASK
+} > "${wrapper}" || die "cannot write ${wrapper}"
+chmod +x "${wrapper}"
+
+array="${first}-${last}"
+[ -z "${max_jobs_run}" ] || array+="%${max_jobs_run}"
+opts=(--wait --parsable --job-name="${name}" --array="${array}" --output="${qdir}/${name}.%a.slurm.out"
+      --cpus-per-task="${num_threads}")
+[ -z "${mem}" ] || opts+=(--mem="${mem}")
+[ "${gpu}" -eq 0 ] || opts+=(--gres="gpu:${gpu}")
+[ -z "${time_limit}" ] || opts+=(--time="${time_limit}")
+[ -z "${partition}" ] || opts+=(--partition="${partition}")
+
+submit_out=${qdir}/${name}.submit
+"${sbatch}" "${opts[@]}" "${wrapper}" > "${submit_out}" 2>&1 &
+sbatch_pid=$!
+# shellcheck disable=SC2317  # invoked by the trap
+on_signal() {
+  local jobid
+  jobid=$(grep -m1 -oE '^[0-9]+' "${submit_out}" 2>/dev/null)
+  [ -z "${jobid}" ] || "${scancel}" "${jobid}" 2>/dev/null
+  kill "${sbatch_pid}" 2>/dev/null
+  exit 130
+}
+trap on_signal INT TERM
+wait "${sbatch_pid}"
+sbatch_rc=$?
+
+failed=0 first_failed='' first_id=''
+for ((id = first; id <= last; id++)); do
+  rc=$(cat "${qdir}/${name}.${id}.rc" 2>/dev/null || echo missing)
+  if [ "${rc}" != 0 ]; then
+    failed=$((failed + 1))
+    [ -n "${first_failed}" ] || { first_failed=$(subst "${logtmpl}" "${id}"); first_id=${id}; }
+  fi
+done
+if [ "${failed}" -eq "${njobs}" ] && [ "${sbatch_rc}" -ne 0 ] && ! grep -qE '^[0-9]+' "${submit_out}"; then
+  die "submission failed (${sbatch} exit ${sbatch_rc}): $(tail -n 5 "${submit_out}" | tr '\n' ' ')"
+fi
+if [ "${failed}" -gt 0 ]; then
+  {
+    echo "${prog}: ${failed}/${njobs} jobs failed; first failing log: ${first_failed}"
+    if [ -f "${first_failed}" ]; then
+      tail -n 20 "${first_failed}" | sed 's/^/  | /'
+    fi
+    if ! grep -q '^# Ended (code' "${first_failed}" 2>/dev/null; then
+      echo "${prog}: the task ended without a footer (killed by Slurm? time or memory limit); see" \
+        "${qdir}/${name}.${first_id}.slurm.out"
+    fi
+  } >&2
+  exit 1
+fi
+exit 0
