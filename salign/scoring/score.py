@@ -66,7 +66,12 @@ def match(hyp_path: PathLike, ref_path: PathLike, allow_missing: bool = False) -
 def score_translation(hyps: Sequence[str], refs: Sequence[str], tokenize: str = "13a") -> Dict[str, object]:
     """sacreBLEU corpus BLEU (cased and lower-cased), chrF and TER, with signatures and BLEU details."""
     out: Dict[str, object] = {}
-    for key, metric in (("bleu", BLEU(tokenize=tokenize)), ("bleu_lc", BLEU(tokenize=tokenize, lowercase=True))):
+    try:
+        bleus = (("bleu", BLEU(tokenize=tokenize)), ("bleu_lc", BLEU(tokenize=tokenize, lowercase=True)))
+    except (KeyError, RuntimeError, ImportError, SystemExit):
+        raise InputError(f"sacreBLEU tokenizer '{tokenize}' is unknown or needs extra packages",
+                         fix="use one of 13a, intl, zh, char, none, or pip install 'sacrebleu[ja,ko]'") from None
+    for key, metric in bleus:
         s = metric.corpus_score(list(hyps), [list(refs)])
         out[key] = round(s.score, 2)
         out[f"{key}_signature"] = str(metric.get_signature())

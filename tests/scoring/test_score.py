@@ -46,6 +46,9 @@ def test_known_bleu_value_and_tokenizer_option(tmp_path):
     r = json.loads((out / "result.json").read_text())
     assert r["bleu"] == 100.0 and r["ter"] == 0.0 and "tok:intl" in r["bleu_signature"]
     assert r["set"] == tmp_path.name  # default: the reference's directory name
+    with pytest.raises(InputError, match="tokenizer 'nope'"):
+        score.main(["--task", "mt", "--hyp", str(ref), "--ref", str(ref), "--out", str(out), "--bleu_tokenize",
+                    "nope"])
 
 
 def test_missing_and_unknown_utterances(tmp_path, capsys):
