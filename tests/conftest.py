@@ -1,0 +1,55 @@
+"""Shared fixtures: a tiny synthetic data set and helpers that run salign's real CLIs (ESPnet underneath)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Sequence
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_CONFIG = REPO / "conf" / "tuning" / "train_st_salign_test.yaml"
+
+
+def run_tool(module: str, args: Sequence[str], cwd: Path, log: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> args`` in ``cwd``; on failure show the tail of its log."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    (cwd / log).write_text(proc.stdout)
+    if check and proc.returncode != 0:
+        tail = "\n".join(proc.stdout.splitlines()[-40:])
+        raise AssertionError(f"{module} failed ({proc.returncode}); log {cwd / log}:\n{tail}")
+    return proc
+
+
+def data_args(prefix: str, root: Path, speech: bool = True) -> List[str]:
+    """ESPnet ``--<prefix>_data_path_and_name_and_type`` arguments for the tiny data set."""
+    out = []
+    if speech:
+        out += [f"--{prefix}_data_path_and_name_and_type", f"{root}/feats.scp,speech,kaldi_ark"]
+    out += [f"--{prefix}_data_path_and_name_and_type", f"{root}/text,text,text",
+            f"--{prefix}_data_path_and_name_and_type", f"{root}/src_text,src_text,text"]
+    return out
+
+
+def train_args(root: Path, out: Path, speech: bool = True, config: Path = TEST_CONFIG) -> List[str]:
+    """A full ``st_train`` command line on the tiny data set."""
+    shape = "speech_shape" if speech else "src_text_shape"
+    return ["--config", config, "--output_dir", out, "--token_type", "char", "--src_token_type", "char",
+            "--token_list", root / "tokens.txt", "--src_token_list", root / "tokens.txt", "--input_size", "80",
+            "--train_shape_file", root / shape, "--valid_shape_file", root / shape, "--fold_length", "5000",
+            "--ngpu", "0", "--use_matplotlib", "false", "--seed", "0",
+            *data_args("train", root, speech), *data_args("valid", root, speech)]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """12 synthetic utterances (features, transcripts, translations) and a joint char token list."""
+    from salign.testing.tiny_data import make_tiny_data
+
+    root = tmp_path_factory.mktemp("tiny")
+    make_tiny_data(root, n_utts=12)
+    return root

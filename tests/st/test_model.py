@@ -1,0 +1,124 @@
+"""The unified model built by the task: MT-only batches, stats, padding masks, tying, MT initialisation."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from salign.tasks.st import SAlignSTTask, load_mt_checkpoint
+from tests.conftest import TEST_CONFIG
+
+
+def build(tiny_data, *extra):
+    parser = SAlignSTTask.get_parser()
+    args = parser.parse_args(["--config", str(TEST_CONFIG), "--token_type", "char", "--src_token_type", "char",
+                              "--token_list", str(tiny_data / "tokens.txt"), "--src_token_list",
+                              str(tiny_data / "tokens.txt"), "--input_size", "80", *extra])
+    return SAlignSTTask.build_model(args)
+
+
+def batch(tiny_data, n=4):
+    import kaldiio
+
+    from salign.testing.tiny_data import SRC_WORDS, TGT_WORDS  # noqa: F401
+
+    tokens = (tiny_data / "tokens.txt").read_text().split()
+    ids = {t: i for i, t in enumerate(tokens)}
+    feats = list(kaldiio.load_scp(str(tiny_data / "feats.scp")).items())[:n]
+    src = dict(line.split(maxsplit=1) for line in (tiny_data / "src_text").read_text().splitlines())
+    tgt = dict(line.split(maxsplit=1) for line in (tiny_data / "text").read_text().splitlines())
+
+    def enc(s):
+        return [ids["<space>"] if c == " " else ids[c] for c in s]
+
+    def pad(seqs, value):
+        m = max(len(s) for s in seqs)
+        return torch.tensor([list(s) + [value] * (m - len(s)) for s in seqs]), torch.tensor([len(s) for s in seqs])
+
+    speech = [torch.tensor(f) for _, f in feats]
+    sl = torch.tensor([len(s) for s in speech])
+    sp = torch.nn.utils.rnn.pad_sequence(speech, batch_first=True)
+    text, tl = pad([enc(tgt[k]) for k, _ in feats], -1)
+    src_text, srl = pad([enc(src[k]) for k, _ in feats], -1)
+    return dict(speech=sp, speech_lengths=sl, text=text, text_lengths=tl, src_text=src_text, src_text_lengths=srl)
+
+
+def test_mt_only_batch_trains_text_side_only(tiny_data):
+    model = build(tiny_data).train()
+    b = batch(tiny_data)
+    loss, stats, weight = model(text=b["text"], text_lengths=b["text_lengths"], src_text=b["src_text"],
+                                src_text_lengths=b["src_text_lengths"])
+    assert torch.isfinite(loss) and "loss_mt" in stats and "acc_mt" in stats
+    assert "loss_st" not in stats and "loss_asr" not in stats and "disc_acc" not in stats
+    loss.backward()
+    assert all(p.grad is None for p in model.encoder.parameters()), "A-enc must not be touched by MT batches"
+    assert all(p.grad is None for p in model.align.parameters())
+    assert model.text_encoder.encoders[0].self_attn.linear_q.weight.grad.abs().sum() > 0
+
+
+def test_full_batch_reports_every_loss(tiny_data):
+    model = build(tiny_data).train()
+    loss, stats, _ = model(**batch(tiny_data))
+    for key in ("loss", "loss_st", "loss_mt", "loss_asr", "acc_st", "acc_mt", "acc", "disc_acc", "loss_align",
+                "loss_adv_d", "loss_adv_g", "shrink_ratio"):
+        assert key in stats and stats[key] is not None, key
+    loss.backward()
+    assert model.encoder.encoders[0].self_attn.linear_q.weight.grad.abs().sum() > 0
+
+
+def test_padding_never_changes_a_shorter_utterance(tiny_data):
+    """After CTC shrink the T-enc mask is correct: garbage in padded A-enc frames changes nothing (the official code
+    lets attention see padding)."""
+    model = build(tiny_data).eval()
+    b = batch(tiny_data)
+    with torch.no_grad():
+        aenc, alens = model.encode_speech(b["speech"], b["speech_lengths"])
+        i = int(alens.argmin())
+        alone_in, alone_len, _ = model.speech_input(aenc[i : i + 1, : alens[i]], alens[i : i + 1])
+        alone, _ = model.text_encode(alone_in, alone_len)
+        noisy = aenc.clone()
+        noisy[i, alens[i]:] = 100.0 * torch.randn_like(noisy[i, alens[i]:])
+        x_in, lens, _ = model.speech_input(noisy, alens)
+        both, _ = model.text_encode(x_in, lens)
+    assert int(lens[i]) == int(alone_len[0]) and lens.max() > lens[i]
+    torch.testing.assert_close(both[i, : lens[i]], alone[0], atol=1e-4, rtol=1e-4)
+
+
+def test_embeddings_are_tied_for_a_joint_vocabulary(tiny_data):
+    model = build(tiny_data)
+    assert model.decoder.embed[0].weight is model.src_embed.weight
+    assert model.decoder.output_layer.weight is model.src_embed.weight
+    assert model.ctc.ctc_lo.weight is model.src_embed.weight
+    with pytest.raises(ValueError, match="joint vocabulary"):
+        # a different source list is a separate vocabulary: tying must be refused
+        other = tiny_data / "src_tokens.txt"
+        other.write_text((tiny_data / "tokens.txt").read_text().replace("<space>\n", "<space>\nX\n"))
+        build(tiny_data, "--src_token_list", str(other))
+
+
+def test_update_counter_respects_accum_grad(tiny_data):
+    model = build(tiny_data, "--accum_grad", "2").train()
+    b = batch(tiny_data)
+    for _ in range(4):
+        model(text=b["text"], text_lengths=b["text_lengths"], src_text=b["src_text"],
+              src_text_lengths=b["src_text_lengths"])
+    assert model.num_updates == 2
+    model.eval()
+    model(**b)
+    assert model.num_updates == 2  # validation does not count
+
+
+def test_init_from_mt_reports_groups_and_rejects_mismatches(tiny_data, tmp_path, capsys):
+    mt = build(tiny_data)
+    path = tmp_path / "mt.pth"
+    torch.save(mt.state_dict(), path)
+    st = build(tiny_data)
+    report = load_mt_checkpoint(st, str(path))
+    assert report["text_encoder"].startswith("initialised") and report["decoder"].startswith("initialised")
+    assert report["encoder"].startswith("not initialised") and report["align"].startswith("not initialised")
+    for k, v in st.text_encoder.state_dict().items():
+        assert torch.equal(v, mt.text_encoder.state_dict()[k])
+    assert not torch.equal(st.encoder.state_dict()["embed.conv.0.weight"], mt.encoder.state_dict()["embed.conv.0.weight"])
+    assert "parameter groups after --init_from_mt" in capsys.readouterr().out
+    bigger = build(tiny_data, "--text_encoder_conf", "num_blocks=3")
+    with pytest.raises(ValueError, match="does not fit"):
+        load_mt_checkpoint(bigger, str(path))
