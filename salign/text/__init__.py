@@ -1,0 +1,1 @@
+"""Text processing: source/target normalisation, tokenisation helpers."""
