@@ -38,7 +38,7 @@ def data_args(prefix: str, root: Path, speech: bool = True) -> List[str]:
 def train_args(root: Path, out: Path, speech: bool = True, config: Path = TEST_CONFIG) -> List[str]:
     """A full ``st_train`` command line on the tiny data set."""
     shape = "speech_shape" if speech else "src_text_shape"
-    return ["--config", config, "--output_dir", out, "--token_type", "char", "--src_token_type", "char",
+    return ["--config", config, "--output_dir", out, "--token_type", "word", "--src_token_type", "word",
             "--token_list", root / "tokens.txt", "--src_token_list", root / "tokens.txt", "--input_size", "80",
             "--train_shape_file", root / shape, "--valid_shape_file", root / shape, "--fold_length", "5000",
             "--ngpu", "0", "--use_matplotlib", "false", "--seed", "0",

@@ -20,7 +20,7 @@ def make_tiny_data(root: Path, n_utts: int = 12, feat_dim: int = 80, seed: int =
     """Write ``root/{feats.ark,feats.scp,text,src_text,speech_shape,text_shape,src_text_shape,tokens.txt}``.
 
     Each word of the transcript is rendered as a block of frames around a word-specific mean vector, so the speech
-    carries the transcript. Token type is ``char`` with one joint token list.
+    carries the transcript. Token type is ``word`` with one joint token list.
     """
     rng = np.random.RandomState(seed)
     prng = random.Random(seed)
@@ -38,12 +38,11 @@ def make_tiny_data(root: Path, n_utts: int = 12, feat_dim: int = 80, seed: int =
     with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as w:
         for uid in sorted(feats):
             w(uid, feats[uid])
-    chars = sorted(set("".join(src.values()) + "".join(tgt.values())) - {" "})
-    tokens = ["<blank>", "<unk>"] + chars + ["<space>", "<sos/eos>"]
+    tokens = ["<blank>", "<unk>"] + SRC_WORDS + TGT_WORDS + ["<sos/eos>"]
     (root / "tokens.txt").write_text("\n".join(tokens) + "\n")
     for name, table in (("text", tgt), ("src_text", src)):
         (root / name).write_text("".join(f"{u} {table[u]}\n" for u in sorted(table)))
-        (root / f"{name}_shape").write_text("".join(f"{u} {len(table[u])}\n" for u in sorted(table)))
+        (root / f"{name}_shape").write_text("".join(f"{u} {len(table[u].split())}\n" for u in sorted(table)))
     (root / "speech_shape").write_text("".join(f"{u} {len(feats[u])},{feat_dim}\n" for u in sorted(feats)))
     return {"root": root, "feats": scp, "text": root / "text", "src_text": root / "src_text",
             "tokens": root / "tokens.txt"}

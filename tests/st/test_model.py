@@ -10,7 +10,7 @@ from tests.conftest import TEST_CONFIG
 
 def build(tiny_data, *extra):
     parser = SAlignSTTask.get_parser()
-    args = parser.parse_args(["--config", str(TEST_CONFIG), "--token_type", "char", "--src_token_type", "char",
+    args = parser.parse_args(["--config", str(TEST_CONFIG), "--token_type", "word", "--src_token_type", "word",
                               "--token_list", str(tiny_data / "tokens.txt"), "--src_token_list",
                               str(tiny_data / "tokens.txt"), "--input_size", "80", *extra])
     return SAlignSTTask.build_model(args)
@@ -28,7 +28,7 @@ def batch(tiny_data, n=4):
     tgt = dict(line.split(maxsplit=1) for line in (tiny_data / "text").read_text().splitlines())
 
     def enc(s):
-        return [ids["<space>"] if c == " " else ids[c] for c in s]
+        return [ids[w] for w in s.split()]
 
     def pad(seqs, value):
         m = max(len(s) for s in seqs)
@@ -91,7 +91,7 @@ def test_embeddings_are_tied_for_a_joint_vocabulary(tiny_data):
     with pytest.raises(ValueError, match="joint vocabulary"):
         # a different source list is a separate vocabulary: tying must be refused
         other = tiny_data / "src_tokens.txt"
-        other.write_text((tiny_data / "tokens.txt").read_text().replace("<space>\n", "<space>\nX\n"))
+        other.write_text((tiny_data / "tokens.txt").read_text().replace("<sos/eos>\n", "X\n<sos/eos>\n"))
         build(tiny_data, "--src_token_list", str(other))
 
 
