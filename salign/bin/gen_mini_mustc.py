@@ -6,7 +6,8 @@ Usage::
         [--nj 2] [--utts_per_talk 10]
 
 Writes ``DIR/en-es/data/{train,dev,tst-COMMON,tst-HE}/{wav/ted_N.wav, txt/<split>.{yaml,en,es}}`` and
-``DIR/en-es/.mini_mustc.json``; ``--n_tst`` is the size of each test split. Needs the Debian packages sox, flite,
+``DIR/en-es/.mini_mustc.json``; ``--n_tst`` is the size of each test split. ``--n_mt_extra N`` also writes N
+text-only pairs (never in a speech split) to ``DIR/en-es/mt-extra/mt-extra.{en,es}`` for MT pre-training. Needs the Debian packages sox, flite,
 espeak-ng, apertium, apertium-eng-spa and fortunes. Only ``--tgt es`` is supported (no Apertium en-de/en-fr).
 Translations of the sentence pool are cached under ``$SALIGN_CACHE`` (default ``~/.cache/salign``).
 """
@@ -31,13 +32,16 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="selection/voice/noise seed")
     p.add_argument("--nj", type=int, default=2, help="parallel synthesis jobs")
     p.add_argument("--utts_per_talk", type=int, default=10, help="utterances per talk wav")
+    p.add_argument("--n_mt_extra", type=int, default=0,
+                   help="text-only sentence pairs outside the speech splits, written to OUT/en-<tgt>/mt-extra/"
+                        "mt-extra.{en,<tgt>} for MT pre-training (-1: all remaining)")
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Build (or reuse) the corpus; return 0."""
     a = get_parser().parse_args(argv)
-    generate(a.out, MiniMustcOptions(a.tgt, a.n_train, a.n_dev, a.n_tst, a.seed, a.utts_per_talk), nj=a.nj)
+    generate(a.out, MiniMustcOptions(a.tgt, a.n_train, a.n_dev, a.n_tst, a.seed, a.utts_per_talk, a.n_mt_extra), nj=a.nj)
     return 0
 
 

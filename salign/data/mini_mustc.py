@@ -55,6 +55,7 @@ class MiniMustcOptions:
     n_tst: int = 40
     seed: int = 1
     utts_per_talk: int = 10
+    n_mt_extra: int = 0  # text-only pairs (not in any speech split) for MT pre-training; -1: all remaining
 
     def sizes(self) -> Dict[str, int]:
         """Segments per split (``n_tst`` applies to tst-COMMON and tst-HE each)."""
@@ -63,7 +64,8 @@ class MiniMustcOptions:
     def as_dict(self) -> dict:
         """Stamp content for ``.mini_mustc.json``."""
         return {"tool": "salign.bin.gen_mini_mustc", "format": FORMAT, "tgt": self.tgt, "n_train": self.n_train,
-                "n_dev": self.n_dev, "n_tst": self.n_tst, "seed": self.seed, "utts_per_talk": self.utts_per_talk}
+                "n_dev": self.n_dev, "n_tst": self.n_tst, "seed": self.seed, "utts_per_talk": self.utts_per_talk,
+                "n_mt_extra": self.n_mt_extra}
 
 
 def check_tools(tgt: str = "es") -> None:
@@ -298,7 +300,15 @@ def generate(out: PathLike, opts: MiniMustcOptions, nj: int = 2, log: Callable[[
                         fe.write(en + "\n")
                         ft.write(es + "\n")
                         seconds += dur
+        extra = pairs_left = [pairs[i] for i in order[pos:]]
+        if opts.n_mt_extra >= 0:
+            extra = pairs_left[: opts.n_mt_extra]
+        if extra:
+            (tmp / "mt-extra").mkdir()
+            for lang, idx in (("en", 0), (opts.tgt, 1)):
+                (tmp / "mt-extra" / f"mt-extra.{lang}").write_text("".join(p[idx] + "\n" for p in extra),
+                                                                   encoding="utf-8")
         (tmp / ".mini_mustc.json").write_text(json.dumps(opts.as_dict(), indent=1) + "\n", encoding="utf-8")
     log(f"gen_mini_mustc: {total} segments ({', '.join(f'{k} {v}' for k, v in sizes.items())}), "
-        f"{seconds / 3600:.2f} h of speech, {time.time() - start:.1f} s -> {pair_dir}")
+        f"{seconds / 3600:.2f} h of speech, {len(extra)} text-only MT pairs, {time.time() - start:.1f} s -> {pair_dir}")
     return pair_dir

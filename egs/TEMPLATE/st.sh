@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# salign's shared stage driver for MuST-C-layout speech translation recipes (ESPnet's st.sh stage numbers).
+# Every stage is a few lines ending in one `python -m salign.bin.<tool>` call; the logic and its tests live in Python.
+# Re-running a finished stage is a no-op; an interrupted one resumes or restarts (outputs are written atomically).
+#
+#   stage  0  corpus         local/corpus.sh           the recipe's own corpus step, if it has one (e.g. generation)
+#   stage  1  data prep        salign.bin.prep_mustc     MuST-C yaml+txt -> data/<set>/ (Kaldi data dirs)
+#   stage  2  speed perturb.   salign.bin.data_utils     data/train -> data/train_sp (only with --speed_perturb_factors)
+#   stage  3  features         salign.bin.make_fbank     80-dim Kaldi fbank (kaldi-native-fbank) ark/scp + CMVN, --nj jobs
+#   stage  4  length filter    salign.bin.prepare_dump   dump/filtered/<set>/ (+ MT pre-training text, + train subset)
+#   stage  5  token lists      salign.bin.make_tokens    SentencePiece models + ESPnet token lists (joint or separate)
+#   stage 10  collect stats    salign.bin.prepare_dump   shape files + global CMVN stats (no slow ESPnet pass)
+#   stage 11  training         salign.bin.st_train       MT pre-training on text, then S-Align multi-task training
+#   stage 12  decoding         salign.bin.st_inference   ST, MT and ASR with the one model, --inference_nj jobs
+#   stage 13  scoring          salign.bin.score          sacreBLEU BLEU/chrF (+signatures), WER -> RESULTS.md
+#   stage 14  packing          espnet2.bin.pack          ESPnet's model zip (config, model, BPE, RESULTS.md)
+#   (ESPnet's LM stages 6-9 and upload stages 15-16 have no counterpart here.)
+#
+# Usage: <recipe>/run.sh [--stage N] [--stop_stage N] [--nj N] [--ngpu N] [--mustc_root DIR] ...  (see options below)
+set -euo pipefail
+
+SALIGN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# general
+stage=0                 # first stage to run
+stop_stage=14           # last stage to run
+nj=2                    # parallel jobs for feature extraction
+inference_nj=1          # parallel jobs for decoding
+ngpu=0                  # GPUs for training (ESPnet's --ngpu; DDP when > 1)
+dumpdir=dump            # features and filtered sets
+expdir=exp              # models, decodes, results
+# data
+mustc_root=${MUSTC_ROOT:-}  # MuST-C root (holds en-<tgt>/) or the en-<tgt> dir itself; or env MUSTC_ROOT
+mustc_version=auto      # auto | v1 | v2
+corpus_opts=            # options for the recipe's local/corpus.sh (stage 0), if it has one
+src_lang=en
+tgt_lang=               # de, es, fr, it, nl, pt, ro, ru, ...
+train_set=train
+valid_set=dev
+test_sets="tst-COMMON tst-HE"
+train_eval_size=0       # > 0: also decode/score this many training utterances ("train_subset": is it learning?)
+speed_perturb_factors=  # e.g. "0.9 1.0 1.1"
+# length filtering
+min_frames=10
+max_frames=3000
+max_src_tokens=200      # words
+max_tgt_tokens=200      # words
+# tokens
+token_joint=true        # one SentencePiece model and token list for source and target
+nbpe=8000               # vocabulary size (joint, or source when separate)
+tgt_nbpe=               # target vocabulary size when separate (default: nbpe)
+bpemode=unigram
+# MT pre-training
+pretrain_mt=true
+mt_config=              # training config of the MT pre-training (text only)
+mt_args=                # extra st_train arguments for it
+mt_extra_src=           # extra plain-text parallel data for MT pre-training (source file) ...
+mt_extra_tgt=           # ... and its target file
+mt_init_model=valid.acc.best.pth
+# S-Align training
+st_config=              # training config of the S-Align model
+st_args=                # extra st_train arguments
+st_tag=                 # experiment name (default: the config's basename)
+# decoding and scoring
+inference_config=       # decoding config (beam size, length limits, ...)
+inference_args=
+inference_model=valid.acc.ave.pth
+decode_tasks="st mt asr"
+train_cmd=${SALIGN_ROOT}/utils/queue/local.sh
+decode_cmd=${SALIGN_ROOT}/utils/queue/local.sh
+cuda_cmd=${SALIGN_ROOT}/utils/queue/local.sh
+
+# shellcheck disable=SC1091
+. "${SALIGN_ROOT}/utils/parse_options.sh"
+
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') [st.sh] $*"; }
+die() { echo "ERROR [st.sh]: $*" >&2; exit 2; }
+run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+
+# ---------------------------------------------------------------------------------------------- checks first
+valid_stages="0 1 2 3 4 5 10 11 12 13 14"
+for s in "${stage}" "${stop_stage}"; do
+  if ! [[ "${s}" =~ ^[0-9]+$ ]] || [ "${s}" -gt 14 ]; then die "unknown stage '${s}' (fix: pick from ${valid_stages})"; fi
+done
+[ -n "${tgt_lang}" ] || die "--tgt_lang is not set (fix: set it in the recipe's run.sh, e.g. --tgt_lang de)"
+[ -x "${SALIGN_ROOT}/tools/venv/bin/python" ] || die "no virtual environment (fix: ${SALIGN_ROOT}/tools/install.sh)"
+command -v python >/dev/null 2>&1 || die "python not on PATH (fix: source the recipe's path.sh)"
+if run_stage 1 && ! { run_stage 0 && [ -x local/corpus.sh ]; }; then
+  [ -n "${mustc_root}" ] || die "MuST-C location unknown (fix: --mustc_root DIR or export MUSTC_ROOT=DIR)"
+  [ -d "${mustc_root}" ] || die "${mustc_root}: no such directory (fix: --mustc_root DIR or export MUSTC_ROOT=DIR)"
+fi
+for f in "${mt_config}" "${st_config}" "${inference_config}"; do
+  if [ -n "${f}" ] && [ ! -f "${f}" ]; then die "${f}: config not found (fix: check the path in run.sh)"; fi
+done
+if run_stage 11; then
+  [ -n "${st_config}" ] || die "--st_config is not set (fix: set it in run.sh)"
+  if [ "${pretrain_mt}" = true ] && [ -z "${mt_config}" ]; then die "--mt_config is not set (fix: set it or --pretrain_mt false)"; fi
+fi
+
+train_data=${train_set}
+[ -n "${speed_perturb_factors}" ] && train_data=${train_set}_sp
+eval_sets="${test_sets}"
+[ "${train_eval_size}" -gt 0 ] && eval_sets="${eval_sets} train_subset"
+[ -n "${tgt_nbpe}" ] || tgt_nbpe=${nbpe}
+if [ "${token_joint}" = true ]; then
+  src_bpemodel=data/token_list/joint/bpe.model; tgt_bpemodel=${src_bpemodel}
+else
+  src_bpemodel=data/token_list/src/bpe.model; tgt_bpemodel=data/token_list/tgt/bpe.model
+fi
+src_tokens=$(dirname "${src_bpemodel}")/tokens.txt
+tgt_tokens=$(dirname "${tgt_bpemodel}")/tokens.txt
+stats=${expdir}/stats
+[ -n "${st_tag}" ] || st_tag=$(basename "${st_config:-st}" .yaml)
+st_exp=${expdir}/st_${st_tag}
+mt_exp=${expdir}/mt_$(basename "${mt_config:-mt}" .yaml)
+token_args=(--token_type bpe --src_token_type bpe --token_list "${tgt_tokens}" --src_token_list "${src_tokens}"
+            --bpemodel "${tgt_bpemodel}" --src_bpemodel "${src_bpemodel}")
+text_data() {  # $1: train|valid, $2: dump dir
+  echo "--${1}_data_path_and_name_and_type ${2}/text.${tgt_lang},text,text --${1}_data_path_and_name_and_type ${2}/text.${src_lang},src_text,text"
+}
+
+# ---------------------------------------------------------------------------------------------- stages
+if run_stage 0 && [ -x local/corpus.sh ]; then
+  log "stage 0: local/corpus.sh ${corpus_opts}"
+  # shellcheck disable=SC2086
+  local/corpus.sh ${corpus_opts}
+fi
+
+if run_stage 1; then
+  log "stage 1: data prep from ${mustc_root}"
+  splits=$(echo "${train_set} ${valid_set} ${test_sets}" | tr ' ' ',')
+  python -m salign.bin.prep_mustc --mustc_root "${mustc_root}" --src "${src_lang}" --tgt "${tgt_lang}" \
+    --splits "${splits}" --version "${mustc_version}" --out data
+fi
+
+if run_stage 2 && [ -n "${speed_perturb_factors}" ]; then
+  log "stage 2: speed perturbation (${speed_perturb_factors})"
+  python -m salign.bin.data_utils speed_perturb --data "data/${train_set}" --out "data/${train_data}" \
+    --factors "$(echo "${speed_perturb_factors}" | tr ' ' ',')"
+fi
+
+if run_stage 3; then
+  for dset in ${train_data} ${valid_set} ${test_sets}; do
+    out=${dumpdir}/fbank/${dset}
+    if [ -f "${out}/.done" ] && [ "${out}/.done" -nt "data/${dset}/segments" ]; then
+      log "stage 3: ${out} is complete"; continue
+    fi
+    log "stage 3: fbank for ${dset} (${nj} jobs)"
+    ${train_cmd} JOB=1:"${nj}" "${out}/log/make_fbank.JOB.log" \
+      python -m salign.bin.make_fbank --data "data/${dset}" --out "${out}" --nj "${nj}" --job JOB
+    python -m salign.bin.make_fbank --data "data/${dset}" --out "${out}" --nj "${nj}" --merge
+  done
+fi
+
+if run_stage 4; then
+  log "stage 4: length filtering -> ${dumpdir}/filtered"
+  lim=(--min_frames "${min_frames}" --max_frames "${max_frames}" --max_src_tokens "${max_src_tokens}"
+       --max_tgt_tokens "${max_tgt_tokens}" --src_lang "${src_lang}" --tgt_lang "${tgt_lang}")
+  for dset in ${train_data} ${valid_set}; do
+    python -m salign.bin.prepare_dump filter --data "data/${dset}" --feats "${dumpdir}/fbank/${dset}" \
+      --out "${dumpdir}/filtered/${dset}" "${lim[@]}"
+  done
+  for dset in ${test_sets}; do
+    python -m salign.bin.prepare_dump filter --keep_all --data "data/${dset}" --feats "${dumpdir}/fbank/${dset}" \
+      --out "${dumpdir}/filtered/${dset}" "${lim[@]}"
+  done
+  if [ "${train_eval_size}" -gt 0 ]; then
+    python -m salign.bin.prepare_dump filter --subset "${train_eval_size}" --data "data/${train_data}" \
+      --feats "${dumpdir}/fbank/${train_data}" --out "${dumpdir}/filtered/train_subset" "${lim[@]}"
+  fi
+  extra=()
+  [ -n "${mt_extra_src}" ] && extra=(--src_file "${mt_extra_src}" --tgt_file "${mt_extra_tgt}")
+  python -m salign.bin.prepare_dump mt_text --dump "${dumpdir}/filtered/${train_data}" "${extra[@]}" \
+    --out "${dumpdir}/filtered/mt_train" --src_lang "${src_lang}" --tgt_lang "${tgt_lang}"
+fi
+
+if run_stage 5; then
+  log "stage 5: token lists (joint=${token_joint}, nbpe=${nbpe})"
+  txt=${dumpdir}/filtered/mt_train
+  tok=(--mode separate --tgt_nbpe "${tgt_nbpe}")
+  [ "${token_joint}" = true ] && tok=(--mode joint)
+  python -m salign.bin.make_tokens --text "${txt}/text.${src_lang}" --text "${txt}/text.${tgt_lang}" \
+    "${tok[@]}" --nbpe "${nbpe}" --model_type "${bpemode}" --out data/token_list
+fi
+
+if run_stage 10; then
+  log "stage 10: shape files and CMVN stats -> ${stats}"
+  for dset in ${train_data} ${valid_set} mt_train; do
+    python -m salign.bin.prepare_dump stats --dump "${dumpdir}/filtered/${dset}" --out "${stats}/${dset}" \
+      --bpemodel "${tgt_bpemodel}" --src_bpemodel "${src_bpemodel}" --src_lang "${src_lang}" \
+      --tgt_lang "${tgt_lang}" --cmvn "${dumpdir}/fbank/${train_data}/cmvn.npz"
+  done
+fi
+
+if run_stage 11; then
+  if [ "${pretrain_mt}" = true ] && [ ! -f "${mt_exp}/.done" ]; then
+    log "stage 11a: MT pre-training (text only) -> ${mt_exp} (log: ${mt_exp}/train.log)"
+    # shellcheck disable=SC2046,SC2086
+    ${cuda_cmd} --gpu "${ngpu}" "${mt_exp}/train.log" \
+      python -m salign.bin.st_train --config "${mt_config}" --output_dir "${mt_exp}" --ngpu "${ngpu}" \
+        "${token_args[@]}" --input_size 80 --resume true \
+        $(text_data train "${dumpdir}/filtered/mt_train") $(text_data valid "${dumpdir}/filtered/${valid_set}") \
+        --train_shape_file "${stats}/mt_train/src_text_shape" --train_shape_file "${stats}/mt_train/text_shape" \
+        --valid_shape_file "${stats}/${valid_set}/src_text_shape" --valid_shape_file "${stats}/${valid_set}/text_shape" \
+        --fold_length 150 --fold_length 150 ${mt_args}
+    touch "${mt_exp}/.done"
+  fi
+  if [ ! -f "${st_exp}/.done" ]; then
+    init=()
+    [ "${pretrain_mt}" = true ] && init=(--init_from_mt "${mt_exp}/${mt_init_model}")
+    log "stage 11b: S-Align multi-task training -> ${st_exp} (log: ${st_exp}/train.log)"
+    # shellcheck disable=SC2046,SC2086
+    ${cuda_cmd} --gpu "${ngpu}" "${st_exp}/train.log" \
+      python -m salign.bin.st_train --config "${st_config}" --output_dir "${st_exp}" --ngpu "${ngpu}" \
+        "${token_args[@]}" --input_size 80 --resume true "${init[@]}" \
+        --normalize global_mvn --normalize_conf "stats_file=${stats}/${train_data}/feats_stats.npz" \
+        --train_data_path_and_name_and_type "${dumpdir}/filtered/${train_data}/feats.scp,speech,kaldi_ark" \
+        --valid_data_path_and_name_and_type "${dumpdir}/filtered/${valid_set}/feats.scp,speech,kaldi_ark" \
+        $(text_data train "${dumpdir}/filtered/${train_data}") $(text_data valid "${dumpdir}/filtered/${valid_set}") \
+        --train_shape_file "${stats}/${train_data}/speech_shape" --train_shape_file "${stats}/${train_data}/text_shape" \
+        --train_shape_file "${stats}/${train_data}/src_text_shape" \
+        --valid_shape_file "${stats}/${valid_set}/speech_shape" --valid_shape_file "${stats}/${valid_set}/text_shape" \
+        --valid_shape_file "${stats}/${valid_set}/src_text_shape" \
+        --fold_length 800 --fold_length 150 --fold_length 150 ${st_args}
+    touch "${st_exp}/.done"
+  fi
+  python -m salign.bin.train_summary "${mt_exp}/train.log" "${st_exp}/train.log"
+fi
+
+if run_stage 12; then
+  for dset in ${eval_sets}; do
+    for task in ${decode_tasks}; do
+      dir=${st_exp}/decode_${task}_${dset}
+      if [ -f "${dir}/.done" ]; then log "stage 12: ${dir} is complete"; continue; fi
+      log "stage 12: decoding ${dset} as ${task} -> ${dir}"
+      data=${dumpdir}/filtered/${dset}/feats.scp,speech,kaldi_ark
+      [ "${task}" = mt ] && data=${dumpdir}/filtered/${dset}/text.${src_lang},src_text,text
+      jobs=$(python -m salign.bin.decode_utils split --scp "${dumpdir}/filtered/${dset}/feats.scp" \
+        --nj "${inference_nj}" --out "${dir}/split")
+      conf=()
+      [ -n "${inference_config}" ] && conf=(--config "${inference_config}")
+      # shellcheck disable=SC2086
+      ${decode_cmd} JOB=1:"${jobs}" "${dir}/logdir/decode.JOB.log" \
+        python -m salign.bin.st_inference --task "${task}" --ngpu 0 "${conf[@]}" \
+          --st_train_config "${st_exp}/config.yaml" --st_model_file "${st_exp}/${inference_model}" \
+          --data_path_and_name_and_type "${data}" --key_file "${dir}/split/keys.JOB" \
+          --output_dir "${dir}/output.JOB" ${inference_args}
+      python -m salign.bin.decode_utils merge --out "${dir}" --nj "${jobs}" --split "${dir}/split"
+      touch "${dir}/.done"
+    done
+  done
+fi
+
+if run_stage 13; then
+  log "stage 13: scoring"
+  for dset in ${eval_sets}; do
+    for task in ${decode_tasks}; do
+      dir=${st_exp}/decode_${task}_${dset}
+      ref=${dumpdir}/filtered/${dset}/text.${tgt_lang}
+      [ "${task}" = asr ] && ref=${dumpdir}/filtered/${dset}/text.${src_lang}
+      python -m salign.bin.score --task "${task}" --hyp "${dir}/1best_recog/text" --ref "${ref}" \
+        --out "${dir}/score" --set "${dset}" --model "${st_tag}" --tgt_lang "${tgt_lang}" >/dev/null
+    done
+  done
+  recipe=$(pwd); recipe=${recipe#"${SALIGN_ROOT}/"}
+  python -m salign.bin.score --collect "${st_exp}" --out RESULTS.md \
+    --title "${recipe}: ${src_lang}-${tgt_lang}, ${st_tag}" --command "cd ${recipe} && ${SALIGN_RUN_CMD:-./run.sh}"
+fi
+
+if run_stage 14; then
+  log "stage 14: packing -> ${st_exp}/packed/model.zip"
+  mkdir -p "${st_exp}/packed"
+  python -m espnet2.bin.pack st --st_train_config "${st_exp}/config.yaml" \
+    --st_model_file "${st_exp}/${inference_model}" --option "${tgt_bpemodel}" --option RESULTS.md \
+    --outpath "${st_exp}/packed/model.zip"
+fi
+log "done (stages ${stage}..${stop_stage})"
