@@ -13,7 +13,6 @@ tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "${tools_dir}")
 venv=${SALIGN_VENV:-${tools_dir}/venv}
 apt_pkgs=(sox libsox-fmt-all espeak-ng flite apertium apertium-eng-spa fortunes shellcheck)
-apt_cmds=(sox espeak-ng flite apertium shellcheck)
 torch_cpu_version=2.13.0
 torch_gpu_version=${SALIGN_TORCH_GPU_VERSION:-2.11.0}
 torchaudio_version=2.11.0

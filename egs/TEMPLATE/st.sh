@@ -19,7 +19,7 @@
 # Usage: <recipe>/run.sh [--stage N] [--stop_stage N] [--nj N] [--ngpu N] [--mustc_root DIR] ...  (see options below)
 set -euo pipefail
 
-SALIGN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SALIGN_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
 
 # general
 stage=0                 # first stage to run
@@ -77,6 +77,7 @@ log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') [st.sh] $*"; }
 die() { echo "ERROR [st.sh]: $*" >&2; exit 2; }
 run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 
+main() {
 # ---------------------------------------------------------------------------------------------- checks first
 valid_stages="0 1 2 3 4 5 10 11 12 13 14"
 for s in "${stage}" "${stop_stage}"; do
@@ -275,3 +276,7 @@ if run_stage 14; then
     --outpath "${st_exp}/packed/model.zip"
 fi
 log "done (stages ${stage}..${stop_stage})"
+}
+
+# The whole driver is parsed before it runs, so editing this file during a run cannot corrupt the run.
+main

@@ -11,7 +11,8 @@ args=()
 while [ $# -gt 0 ]; do
   if [ "$1" = --debug ]; then debug=$2; shift 2; else args+=("$1"); shift; fi
 done
-[ -x ../../tools/venv/bin/python ] || ../../tools/install.sh
+root=${SALIGN_ROOT:-$(cd ../.. && pwd)}
+[ -x "${root}/tools/venv/bin/python" ] || "${root}/tools/install.sh"
 # shellcheck disable=SC1091
 . ./path.sh
 # shellcheck disable=SC1091
