@@ -13,7 +13,7 @@ export SALIGN_RUN_CMD="./run.sh${*:+ $*}"
   --src_lang en --tgt_lang ru \
   --train_set train --valid_set dev --test_sets "tst-COMMON tst-HE" \
   --nbpe 10000 --token_joint true --speed_perturb_factors "0.9 1.0 1.1" \
-  --mt_config ../../../conf/train_mt.yaml --st_config ../../../conf/train_st_salign.yaml \
-  --inference_config ../../../conf/decode_st.yaml --inference_nj 8 \
+  --mt_config "${SALIGN_ROOT}"/conf/train_mt.yaml --st_config "${SALIGN_ROOT}"/conf/train_st_salign.yaml \
+  --inference_config "${SALIGN_ROOT}"/conf/decode_st.yaml --inference_nj 8 \
   --nj 16 --ngpu 1 \
   "$@"
