@@ -19,6 +19,7 @@ def scratch_recipe(tmp_path: Path, pair: str) -> Path:
     dst = tmp_path / "egs" / "mustc" / f"en-{pair}"
     shutil.copytree(REPO / "egs" / "mustc" / f"en-{pair}", dst)
     (tmp_path / "egs" / "TEMPLATE").symlink_to(REPO / "egs" / "TEMPLATE")
+    (tmp_path / "egs" / "mustc" / "run_pair.sh").symlink_to(REPO / "egs" / "mustc" / "run_pair.sh")
     return dst
 
 
