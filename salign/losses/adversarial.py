@@ -21,6 +21,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
+from typeguard import typechecked
 
 from salign.losses.abs_align import AbsAlign, AlignBatch, Stats, length_mask, masked_mean
 
@@ -125,6 +126,7 @@ def weighted_bce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tens
 class AdversarialAlign(AbsAlign):
     """S-Align: modal network trained adversarially against the encoders, with mix-up (``--align adversarial``)."""
 
+    @typechecked
     def __init__(
         self,
         dim: int,

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
+from typeguard import typechecked
 from espnet2.asr.ctc import CTC
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
@@ -57,6 +58,7 @@ class SinusoidalPositions(torch.nn.Module):
 class SAlignSTModel(AbsESPnetModel):
     """A-enc + CTC + shrink + shared T-enc + shared decoder, with an optional alignment module."""
 
+    @typechecked
     def __init__(
         self,
         vocab_size: int,

@@ -122,3 +122,37 @@ def test_init_from_mt_reports_groups_and_rejects_mismatches(tiny_data, tmp_path,
     bigger = build(tiny_data, "--text_encoder_conf", "num_blocks=3")
     with pytest.raises(ValueError, match="does not fit"):
         load_mt_checkpoint(bigger, str(path))
+
+
+def test_separate_vocabularies_train_without_tying(tiny_data):
+    src = tiny_data / "src_only_tokens.txt"
+    src.write_text("\n".join(["<blank>", "<unk>", *__import__("salign.testing.tiny_data", fromlist=["x"]).SRC_WORDS,
+                              "<sos/eos>"]) + "\n")
+    model = build(tiny_data, "--src_token_list", str(src), "--model_conf", "{tie_embeddings: false}").train()
+    assert not model.joint_vocab and model.src_embed.num_embeddings == 13
+    assert model.ctc.ctc_lo.out_features == 13 and model.decoder.output_layer.out_features == 23
+    b = batch(tiny_data)
+    ids = {w: i for i, w in enumerate(src.read_text().split())}
+    full = (tiny_data / "tokens.txt").read_text().split()
+    b["src_text"] = torch.where(b["src_text"] >= 0, torch.tensor([ids.get(w, 1) for w in full])[b["src_text"].clamp(min=0)],
+                                b["src_text"])
+    loss, stats, _ = model(**b)
+    loss.backward()
+    assert torch.isfinite(loss) and "loss_st" in stats and "loss_asr" in stats
+
+
+def test_mixed_precision_forward_backward(tiny_data):
+    """Under autocast (bf16 on CPU here; fp16 under ESPnet's --use_amp on GPU) every branch runs and backprops."""
+    model = build(tiny_data, "--align_conf", "{mixup_start: 0, mixup_batch_prob: 1.0, g_start: 0}").train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, stats, _ = model(**batch(tiny_data))
+    loss.backward()
+    assert torch.isfinite(loss) and stats["mixup"].item() == 1.0
+    assert model.align.disc.w1.weight.grad is not None
+
+
+def test_a_wrongly_typed_knob_fails_at_build_time(tiny_data):
+    with pytest.raises(Exception, match="mixup_start"):
+        build(tiny_data, "--align_conf", "mixup_start=abc")
+    with pytest.raises(Exception, match="mt_weight"):
+        build(tiny_data, "--model_conf", "mt_weight=high")
