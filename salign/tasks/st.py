@@ -27,6 +27,9 @@ from espnet2.utils.types import str_or_none
 
 from salign.losses.abs_align import AbsAlign
 from salign.losses.adversarial import AdversarialAlign
+from salign.losses.composite import CompositeAlign
+from salign.losses.contrastive import ContrastiveAlign
+from salign.losses.ot import OTAlign
 from salign.st.model import SAlignSTModel
 
 # A-enc and decoder: ESPnet's classes, with transformer defaults instead of ESPnet's RNN ones
@@ -42,7 +45,7 @@ text_encoder_choices = ClassChoices(
 )
 align_choices = ClassChoices(
     "align",
-    classes=dict(adversarial=AdversarialAlign),
+    classes=dict(adversarial=AdversarialAlign, contrastive=ContrastiveAlign, ot=OTAlign, multi=CompositeAlign),
     type_check=AbsAlign,
     default=None,
     optional=True,
