@@ -18,8 +18,8 @@ Layers (``layers``, 1-based; ``0`` is the textual-encoder input before positions
 ``sqrt(d)·E[x]``) and per-layer ``weights`` (default: equal, summing to 1) can be read from the YAML written by
 ``python -m salign.bin.select_layers`` via ``layers_file`` (relative paths: to the working directory), which
 overrides ``layers`` (and ``weights`` if it has them). Cost: ``sqeuclidean`` ``‖x − y‖²`` (of L2-normalised vectors
-when ``normalize: true``) or ``cosine`` ``1 − cos(x, y)``. Statistics: ``loss_ot`` (weighted sum over layers, before ``weight``), ``ot_l<k>`` per layer and
-``ot_transport_l<k>`` (``<P, C>``, what POT's ``sinkhorn2`` reports).
+when ``normalize: true``) or ``cosine`` ``1 − cos(x, y)``. Statistics: ``loss_ot`` (weighted sum over layers, before
+``weight``), ``ot_l<k>`` per layer and ``ot_transport_l<k>`` (``<P, C>``, what POT's ``sinkhorn2`` reports).
 """
 from __future__ import annotations
 
