@@ -14,7 +14,8 @@
 #   stage 12  decoding         salign.bin.st_inference   ST, MT and ASR with the one model, --inference_nj jobs
 #   stage 13  scoring          salign.bin.score          sacreBLEU BLEU/chrF (+signatures), WER -> RESULTS.md
 #   stage 14  packing          espnet2.bin.pack          ESPnet's model zip (config, model, BPE, RESULTS.md)
-#   (ESPnet's LM stages 6-9 and upload stages 15-16 have no counterpart here.)
+#   stage 15  gap analysis     salign.bin.analyze_gap    modality-gap metrics + plots on the dev set (exp/.../gap/)
+#   (ESPnet's LM stages 6-9 and its upload stages have no counterpart here.)
 #
 # Usage: <recipe>/run.sh [--stage N] [--stop_stage N] [--nj N] [--ngpu N] [--mustc_root DIR] ...  (see options below)
 set -euo pipefail
@@ -23,7 +24,7 @@ SALIGN_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
 
 # general
 stage=0                 # first stage to run
-stop_stage=14           # last stage to run
+stop_stage=15           # last stage to run
 nj=2                    # parallel jobs for feature extraction
 inference_nj=1          # parallel jobs for decoding
 ngpu=0                  # GPUs for training (ESPnet's --ngpu; DDP when > 1)
@@ -79,9 +80,9 @@ run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 
 main() {
 # ---------------------------------------------------------------------------------------------- checks first
-valid_stages="0 1 2 3 4 5 10 11 12 13 14"
+valid_stages="0 1 2 3 4 5 10 11 12 13 14 15"
 for s in "${stage}" "${stop_stage}"; do
-  if ! [[ "${s}" =~ ^[0-9]+$ ]] || [ "${s}" -gt 14 ]; then die "unknown stage '${s}' (fix: pick from ${valid_stages})"; fi
+  if ! [[ "${s}" =~ ^[0-9]+$ ]] || [ "${s}" -gt 15 ]; then die "unknown stage '${s}' (fix: pick from ${valid_stages})"; fi
 done
 [ -n "${tgt_lang}" ] || die "--tgt_lang is not set (fix: set it in the recipe's run.sh, e.g. --tgt_lang de)"
 [ -x "${SALIGN_ROOT}/tools/venv/bin/python" ] || die "no virtual environment (fix: ${SALIGN_ROOT}/tools/install.sh)"
@@ -274,6 +275,12 @@ if run_stage 14; then
   python -m espnet2.bin.pack st --st_train_config "${st_exp}/config.yaml" \
     --st_model_file "${st_exp}/${inference_model}" --option "${tgt_bpemodel}" --option RESULTS.md \
     --outpath "${st_exp}/packed/model.zip"
+fi
+if run_stage 15; then
+  log "stage 15: modality-gap analysis on ${valid_set} -> ${st_exp}/gap"
+  python -m salign.bin.analyze_gap --st_train_config "${st_exp}/config.yaml" \
+    --st_model_file "${st_exp}/${inference_model}" --feats "${dumpdir}/filtered/${valid_set}/feats.scp" \
+    --src_text "${dumpdir}/filtered/${valid_set}/text.${src_lang}" --out "${st_exp}/gap"
 fi
 log "done (stages ${stage}..${stop_stage})"
 }

@@ -28,12 +28,14 @@ def recipe(tmp_path_factory):
 
 def test_every_stage_ran_and_the_table_was_printed(recipe):
     dst, out = recipe
-    for n in (0, 1, 3, 4, 5, 10, 11, 12, 13, 14):
+    for n in (0, 1, 3, 4, 5, 10, 11, 12, 13, 14, 15):
         assert f"stage {n}" in out, n
     table = (dst / "RESULTS.md").read_text()
     assert "| tst-COMMON |" in table and "| tst-HE |" in table and "| train_subset |" in table
     assert "nrefs:1|case:mixed" in table and "./run.sh --debug true" in table
     assert (dst / "exp" / "st_train_st_salign" / "packed" / "model.zip").is_file()
+    gap = dst / "exp" / "st_train_st_salign" / "gap"
+    assert (gap / "gap.json").is_file() and (gap / "pca_top.png").is_file()
 
 
 def test_rerun_is_a_noop(recipe):
