@@ -5,27 +5,39 @@
     python -m salign.bin.st_inference --task asr --data_path_and_name_and_type dump/test/feats.scp,speech,kaldi_ark ...
 
 Every option of ``espnet2.bin.st_inference`` is accepted (``--config decode.yaml`` included). Outputs are ESPnet's:
-``<output_dir>/<n>best_recog/{text,token,token_int,score}``. ``--task st`` runs ESPnet's own ``inference`` loop on
-our model; ``mt`` feeds the transcript through the shared textual encoder into the same beam search; ``asr`` is CTC
-greedy decoding of the acoustic encoder over the source vocabulary.
+``<output_dir>/<n>best_recog/{text,token,token_int,score}``. ``--task st`` decodes speech into the target language;
+``mt`` feeds the transcript through the shared textual encoder into the same beam search; ``asr`` is CTC greedy
+decoding of the acoustic encoder over the source vocabulary.
+
+By default (``--batched true``) utterances are read ahead, sorted by length and decoded ``--batch_size`` at a time
+(optionally capped by ``--batch_frames``) with :mod:`salign.decode`: the same hypotheses, scores and files as ESPnet's
+``Speech2Text`` one utterance at a time, several times faster. ``--batched false`` is that one-by-one path (ESPnet's
+beam search); it is also used, with a warning, for set-ups the batched search lacks (language models, n-grams).
 """
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
 from espnet2.fileio.datadir_writer import DatadirWriter
 from espnet2.torch_utils.device_funcs import to_device
 from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
-from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
+from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError, check_short_utt
 from espnet.utils.cli_utils import get_commandline_args
 
+from salign.decode import BatchedDecoder, ctc_greedy, length_batches
 from salign.tasks.st import SAlignSTTask, register_with_espnet
 
+T = TypeVar("T")
+# what ESPnet's inference writes for an utterance it cannot decode (text, tokens, token ids, score)
+PLACEHOLDER = (" ", ["<space>"], [2], 0.0)
+
 TASKS = ("st", "mt", "asr")
+DEFAULT_BATCH = 32  # utterances per batch of the batched decoder
+WINDOW = 8  # batches' worth of utterances read ahead and sorted by length
 # Speech2Text's constructor arguments, taken from the parsed ESPnet options
 S2T_KEYS = (
     "st_train_config", "st_model_file", "transducer_conf", "lm_train_config", "lm_file", "ngram_file",
@@ -38,13 +50,29 @@ S2T_KEYS = (
 
 
 def get_parser():
-    """ESPnet's ``st_inference`` parser plus ``--task``."""
+    """ESPnet's ``st_inference`` parser plus ``--task`` and the batched-decoding options."""
     from espnet2.bin.st_inference import get_parser as espnet_parser
+    from espnet2.utils.types import str2bool
 
     parser = espnet_parser()
     parser.description = __doc__.split("\n")[0]
     parser.add_argument("--task", choices=TASKS, default="st",
                         help="st: speech->target, mt: transcript->target, asr: speech->transcript (CTC)")
+    group = parser.add_argument_group("Batched decoding")
+    group.add_argument("--batched", type=str2bool, default=True,
+                       help="decode many utterances at once (salign.decode; same hypotheses as ESPnet's "
+                            "Speech2Text); false: ESPnet's one-utterance-at-a-time path")
+    group.add_argument("--batch_frames", type=int, default=0,
+                       help="with --batched: also cap each batch at this many padded input frames "
+                            "(utterances x longest; 0: no cap)")
+    group.add_argument("--incremental_cache", type=str2bool, default=True,
+                       help="with --batched: cached Transformer decoder step (source keys/values computed once per "
+                            "utterance); false: the decoder's own forward_one_step")
+    parser.set_defaults(batch_size=None)
+    for action in parser._actions:
+        if action.dest == "batch_size":
+            action.help = (f"utterances per batch (default: {DEFAULT_BATCH} with --batched, 1 otherwise; "
+                           "--batched false needs 1)")
     return parser
 
 
@@ -77,7 +105,7 @@ def decode_mt(s2t, path: str, device: str) -> Iterator[Tuple[str, list]]:
         ids = preprocess(key, {"src_text": line})["src_text"]
         if len(ids) == 0:
             logging.warning("empty transcript for %s", key)
-            yield key, [(" ", ["<space>"], [2], 0.0)] * s2t.nbest
+            yield key, [PLACEHOLDER] * s2t.nbest
             continue
         x = torch.as_tensor(np.asarray(ids), dtype=torch.long, device=device)[None]
         with torch.no_grad():
@@ -86,27 +114,18 @@ def decode_mt(s2t, path: str, device: str) -> Iterator[Tuple[str, list]]:
         yield key, _results(s2t, hyps[: s2t.nbest])
 
 
-def ctc_greedy(model, speech: torch.Tensor, lengths: torch.Tensor) -> List[Tuple[List[int], float]]:
-    """CTC greedy decoding of the acoustic encoder: collapse repeats, drop blanks; returns (ids, log-prob) each."""
-    aenc, alens = model.encode_speech(speech, lengths)
-    logp = model.ctc.log_softmax(aenc)
-    best, idx = logp.max(-1)
-    out = []
-    for b in range(idx.size(0)):
-        seq = idx[b, : alens[b]].tolist()
-        ids = [t for i, t in enumerate(seq) if t != model.blank_id and (i == 0 or t != seq[i - 1])]
-        out.append((ids, float(best[b, : alens[b]].sum())))
-    return out
-
-
-def decode_speech(s2t, args, device: str, task: str) -> Iterator[Tuple[str, list]]:
-    """ST beam search (as ESPnet's loop) or ASR CTC decoding over the speech data of ``args``."""
-    loader = SAlignSTTask.build_streaming_iterator(
+def _speech_loader(s2t, args):
+    """ESPnet's streaming iterator over the speech data of ``args``, one utterance per batch."""
+    return SAlignSTTask.build_streaming_iterator(
         args.data_path_and_name_and_type, dtype=args.dtype, batch_size=1, key_file=args.key_file,
         num_workers=args.num_workers, preprocess_fn=SAlignSTTask.build_preprocess_fn(s2t.st_train_args, False),
         collate_fn=SAlignSTTask.build_collate_fn(s2t.st_train_args, False),
         allow_variable_data_keys=args.allow_variable_data_keys, inference=True)
-    for keys, batch in loader:
+
+
+def decode_speech(s2t, args, device: str, task: str) -> Iterator[Tuple[str, list]]:
+    """ST beam search (as ESPnet's loop) or ASR CTC decoding over the speech data of ``args``."""
+    for keys, batch in _speech_loader(s2t, args):
         batch = to_device(batch, device)
         try:
             with torch.no_grad():
@@ -120,13 +139,100 @@ def decode_speech(s2t, args, device: str, task: str) -> Iterator[Tuple[str, list
                     yield keys[0], [(t, tok, ids, float(h.score)) for t, tok, ids, h in res]
         except TooShortUttError as e:
             logging.warning("Utterance %s: %s", keys, e)
-            yield keys[0], [(" ", ["<space>"], [2], 0.0)]
+            yield keys[0], [PLACEHOLDER]
+
+
+
+def _window(items: Iterable[T], size: int) -> Iterator[List[T]]:
+    """Consecutive chunks of ``size`` items."""
+    buf: List[T] = []
+    for item in items:
+        buf.append(item)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _too_short(model, n_frames: int) -> bool:
+    """Whether the acoustic encoder's subsampling rejects ``n_frames`` input frames (features only)."""
+    embed = getattr(model.encoder, "embed", None)
+    return model.frontend is None and embed is not None and check_short_utt(embed, n_frames)[0]
+
+
+def batched_results(s2t, dec: BatchedDecoder, items: Sequence[Tuple[str, Optional[torch.Tensor]]], task: str,
+                    batch_size: int, batch_frames: int) -> Iterator[Tuple[str, list]]:
+    """Decode (key, input) items in length-sorted batches; yields (key, n-best results) in the items' order.
+
+    ``input`` is speech (ST, ASR) or source token ids (MT); None marks an empty transcript or a too-short utterance,
+    which gets ESPnet's placeholder result as in the one-by-one path.
+    """
+    out: Dict[int, list] = {}
+    todo = [i for i, (_, x) in enumerate(items) if x is not None]
+    for i, (_, x) in enumerate(items):
+        if x is None:
+            out[i] = [PLACEHOLDER] * (s2t.nbest if task == "mt" else 1)
+    for batch in length_batches([items[i][1].size(0) for i in todo], batch_size, batch_frames):
+        idx = [todo[j] for j in batch]
+        try:
+            res = _decode_batch(s2t, dec, [items[i][1] for i in idx], task)
+        except TooShortUttError:  # e.g. a raw-wave front end: find the offending utterance(s) one by one
+            res = []
+            for i in idx:
+                try:
+                    res += _decode_batch(s2t, dec, [items[i][1]], task)
+                except TooShortUttError as e:
+                    logging.warning("Utterance %s: %s", items[i][0], e)
+                    res.append([PLACEHOLDER])
+        out.update(zip(idx, res))
+    for i, (key, _) in enumerate(items):
+        yield key, out[i]
+
+
+def _decode_batch(s2t, dec: BatchedDecoder, xs: List[torch.Tensor], task: str) -> List[list]:
+    if task == "asr":
+        res = []
+        for ids, score in dec.asr(xs):
+            tokens = s2t.src_converter.ids2tokens(ids)
+            text = s2t.src_tokenizer.tokens2text(tokens) if s2t.src_tokenizer is not None else None
+            res.append([(text, tokens, ids, score)])
+        return res
+    hyps = dec.mt(xs) if task == "mt" else dec.st(xs)
+    return [_results(s2t, h) for h in hyps]
+
+
+def mt_items(s2t, path: str) -> Iterator[Tuple[str, Optional[torch.Tensor]]]:
+    """(key, source token ids) of a Kaldi ``utt text`` file; None for an empty transcript."""
+    preprocess = SAlignSTTask.build_preprocess_fn(s2t.st_train_args, False)
+    for key, line in _read_text(path):
+        ids = preprocess(key, {"src_text": line})["src_text"]
+        if len(ids) == 0:
+            logging.warning("empty transcript for %s", key)
+            yield key, None
+        else:
+            yield key, torch.as_tensor(np.asarray(ids), dtype=torch.long)
+
+
+def speech_items(s2t, args) -> Iterator[Tuple[str, Optional[torch.Tensor]]]:
+    """(key, speech (T, ...)) of the speech data of ``args``; None for an utterance too short to encode."""
+    for keys, batch in _speech_loader(s2t, args):
+        speech = batch["speech"][0]
+        if _too_short(s2t.st_model, speech.size(0)):
+            logging.warning("Utterance %s: too short (%d frames) for the encoder's subsampling", keys[0],
+                            speech.size(0))
+            yield keys[0], None
+        else:
+            yield keys[0], speech
 
 
 def inference(args) -> None:
     """Build ``Speech2Text`` on our model and write ESPnet's output files for the chosen task."""
-    if args.batch_size > 1:
-        raise SystemExit("--batch_size > 1 is not supported by this decoder yet; use --batch_size 1")
+    batch_size = args.batch_size if args.batch_size is not None else (DEFAULT_BATCH if args.batched else 1)
+    if batch_size < 1:
+        raise SystemExit("--batch_size must be >= 1")
+    if not args.batched and batch_size > 1:
+        raise SystemExit("--batched false decodes one utterance at a time; use --batch_size 1")
     if args.ngpu > 1:
         raise SystemExit("only single-GPU decoding is supported (--ngpu 0 or 1)")
     logging.basicConfig(level=args.log_level,
@@ -138,11 +244,24 @@ def inference(args) -> None:
 
     kwargs = {k: getattr(args, k) for k in S2T_KEYS}
     s2t = Speech2Text(device=device, **kwargs)
+    src = None
     if args.task == "mt":
         srcs = [p for p, name, _ in args.data_path_and_name_and_type if name == "src_text"]
         if len(srcs) != 1:
             raise SystemExit("--task mt needs --data_path_and_name_and_type <text file>,src_text,text")
-        results = decode_mt(s2t, srcs[0], device)
+        src = srcs[0]
+    dec = None
+    if args.batched:
+        try:
+            dec = BatchedDecoder.from_speech2text(s2t, fast=args.incremental_cache)
+        except ValueError as e:
+            logging.warning("%s: decoding one utterance at a time", e)
+    if dec is not None:
+        items = mt_items(s2t, src) if args.task == "mt" else speech_items(s2t, args)
+        results = (r for chunk in _window(items, batch_size * WINDOW)
+                   for r in batched_results(s2t, dec, chunk, args.task, batch_size, args.batch_frames))
+    elif args.task == "mt":
+        results = decode_mt(s2t, src, device)
     else:
         results = decode_speech(s2t, args, device, args.task)
     with DatadirWriter(args.output_dir) as writer:
