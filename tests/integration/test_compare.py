@@ -1,0 +1,87 @@
+"""The comparison recipe (egs/mini_mustc/compare.sh --debug true) end to end in a scratch copy of the recipe:
+data once, one shared MT pre-training, four salign methods, ESPnet's stock ST model, one COMPARE.md table."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+METHODS = ("baseline", "contrastive", "adversarial", "ot")
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    dst = root / "egs" / "mini_mustc"
+    shutil.copytree(REPO / "egs" / "mini_mustc", dst,
+                    ignore=shutil.ignore_patterns("corpus", "data", "dump", "exp", "RESULTS.md", "COMPARE.md"))
+    (root / "egs" / "TEMPLATE").symlink_to(REPO / "egs" / "TEMPLATE")
+    env = dict(os.environ, SALIGN_ROOT=str(REPO))
+    proc = subprocess.run(["./compare.sh", "--debug", "true"], cwd=dst, env=env, capture_output=True, text=True)
+    (root / "compare.log").write_text(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    return dst, proc.stdout
+
+
+def rows(table: str):
+    out = {}
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            out[cells[0].strip("`")] = cells
+    return out
+
+
+def test_one_row_per_method_plus_the_stock_model(recipe):
+    dst, out = recipe
+    table = (dst / "COMPARE.md").read_text()
+    assert table in out  # also printed
+    r = rows(table)
+    assert list(r) == [*METHODS, "stock_espnet"]
+    for m in METHODS:
+        cells = r[m]
+        assert all(c != "–" for c in cells[2:6]), cells  # ST (test, train subset), MT, ASR
+        assert cells[7] != "–" and cells[8] != "–" and cells[9] != "–", cells  # R@1, cos gap, CKA
+        assert cells[10] != "–" and cells[11].endswith(("K", "M")), cells  # time, params
+    assert r["adversarial"][6] != "–" and r["baseline"][6] == "–"  # only S-Align has a modal network
+    stock = r["stock_espnet"]
+    assert stock[2] != "–" and stock[3] != "–" and stock[4] == stock[5] == "–"
+    assert "nrefs:1|case:mixed" in table and "./compare.sh --debug true" in table
+    assert "--n_train 2400" in table  # how to run it at learning size
+
+
+def test_mt_pretraining_ran_once_and_every_model_started_from_it(recipe):
+    dst, out = recipe
+    assert out.count("stage 11a: MT pre-training") == 1
+    exp = dst / "exp"
+    assert (exp / "mt_train_mt_compare" / ".done").is_file()
+    for m in METHODS:
+        log = (exp / f"st_{m}" / "train.log").read_text()
+        assert "init_from_mt exp/mt_train_mt_compare/" in log, m
+        assert (exp / f"st_{m}" / "gap" / "gap.json").is_file() and (exp / f"st_{m}" / "RESULTS.md").is_file()
+    stock = (exp / "st_stock_espnet" / "train.log").read_text()
+    assert "espnet2.bin.st_train" in stock and "ESPnetSTModel" in stock and "init_from_mt" not in stock
+    assert not (dst / "RESULTS.md").exists()  # run.sh's RESULTS.md is left as it was (none in a fresh copy)
+
+
+def test_rerun_of_the_stock_row_is_a_noop_and_rewrites_the_table(recipe):
+    dst, _ = recipe
+    env = dict(os.environ, SALIGN_ROOT=str(REPO))
+    proc = subprocess.run(["./compare.sh", "--debug", "true", "--stage", "3"], cwd=dst, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "training ESPnet's stock" not in proc.stdout and "is complete" in proc.stdout
+    assert "| `stock_espnet` |" in proc.stdout and "| `ot` |" in (dst / "COMPARE.md").read_text()
+
+
+def test_unknown_method_fails_fast(recipe):
+    dst, _ = recipe
+    env = dict(os.environ, SALIGN_ROOT=str(REPO))
+    proc = subprocess.run(["./compare.sh", "--methods", "baseline nope"], cwd=dst, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and "no config for method 'nope'" in proc.stderr and "fix:" in proc.stderr
