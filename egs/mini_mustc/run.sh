@@ -20,7 +20,7 @@ root=${SALIGN_ROOT:-$(cd ../.. && pwd)}
 export SALIGN_RUN_CMD="./run.sh${args[*]:+ ${args[*]}}"
 
 conf=conf
-corpus="--n_train 300 --n_dev 40 --n_tst 40 --n_mt_extra -1 --nj 2"
+corpus="--n_train 300 --n_dev 40 --n_tst 40 --n_mt_extra 300 --nj 2"
 if [ "${debug}" = true ]; then
   conf=conf/debug
   corpus="--n_train 40 --n_dev 8 --n_tst 8 --n_mt_extra 200 --nj 2"
@@ -33,6 +33,6 @@ fi
   --nbpe 1000 --token_joint true \
   --mt_extra_src corpus/en-es/mt-extra/mt-extra.en --mt_extra_tgt corpus/en-es/mt-extra/mt-extra.es \
   --mt_config "${conf}/train_mt.yaml" --st_config "${conf}/train_st_salign.yaml" \
-  --inference_config "${conf}/decode.yaml" \
+  --inference_config "${conf}/decode.yaml" --inference_model train.acc.ave.pth \
   "${args[@]}"
-cat RESULTS.md
+if [ -f RESULTS.md ]; then cat RESULTS.md; fi
