@@ -88,20 +88,21 @@ def _results(s2t, hyps, src: bool = False) -> List[Tuple[Optional[str], List[str
     return out
 
 
-def _read_text(path: str) -> Iterator[Tuple[str, str]]:
+def _read_text(path: str, keys: Optional[set] = None) -> Iterator[Tuple[str, str]]:
+    """(key, text) of a Kaldi text file, restricted to ``keys`` (``--key_file``) when given."""
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             parts = line.rstrip("\n").split(maxsplit=1)
-            if not parts:
+            if not parts or (keys is not None and parts[0] not in keys):
                 continue
             yield parts[0], parts[1] if len(parts) > 1 else ""
 
 
-def decode_mt(s2t, path: str, device: str) -> Iterator[Tuple[str, list]]:
+def decode_mt(s2t, path: str, device: str, keys: Optional[set] = None) -> Iterator[Tuple[str, list]]:
     """Beam search from transcripts (a Kaldi ``utt text`` file) through the shared textual encoder."""
     model = s2t.st_model
     preprocess = SAlignSTTask.build_preprocess_fn(s2t.st_train_args, False)
-    for key, line in _read_text(path):
+    for key, line in _read_text(path, keys):
         ids = preprocess(key, {"src_text": line})["src_text"]
         if len(ids) == 0:
             logging.warning("empty transcript for %s", key)
@@ -202,10 +203,10 @@ def _decode_batch(s2t, dec: BatchedDecoder, xs: List[torch.Tensor], task: str) -
     return [_results(s2t, h) for h in hyps]
 
 
-def mt_items(s2t, path: str) -> Iterator[Tuple[str, Optional[torch.Tensor]]]:
+def mt_items(s2t, path: str, keys: Optional[set] = None) -> Iterator[Tuple[str, Optional[torch.Tensor]]]:
     """(key, source token ids) of a Kaldi ``utt text`` file; None for an empty transcript."""
     preprocess = SAlignSTTask.build_preprocess_fn(s2t.st_train_args, False)
-    for key, line in _read_text(path):
+    for key, line in _read_text(path, keys):
         ids = preprocess(key, {"src_text": line})["src_text"]
         if len(ids) == 0:
             logging.warning("empty transcript for %s", key)
@@ -250,6 +251,10 @@ def inference(args) -> None:
         if len(srcs) != 1:
             raise SystemExit("--task mt needs --data_path_and_name_and_type <text file>,src_text,text")
         src = srcs[0]
+    keys = None
+    if args.key_file:  # ESPnet's loader honours it for speech; MT reads its text file itself
+        with open(args.key_file, encoding="utf-8") as f:
+            keys = {line.split(maxsplit=1)[0] for line in f if line.strip()}
     dec = None
     if args.batched:
         try:
@@ -257,11 +262,11 @@ def inference(args) -> None:
         except ValueError as e:
             logging.warning("%s: decoding one utterance at a time", e)
     if dec is not None:
-        items = mt_items(s2t, src) if args.task == "mt" else speech_items(s2t, args)
+        items = mt_items(s2t, src, keys) if args.task == "mt" else speech_items(s2t, args)
         results = (r for chunk in _window(items, batch_size * WINDOW)
                    for r in batched_results(s2t, dec, chunk, args.task, batch_size, args.batch_frames))
     elif args.task == "mt":
-        results = decode_mt(s2t, src, device)
+        results = decode_mt(s2t, src, device, keys)
     else:
         results = decode_speech(s2t, args, device, args.task)
     with DatadirWriter(args.output_dir) as writer:

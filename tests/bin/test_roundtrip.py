@@ -101,3 +101,15 @@ def test_espnet_speech2text_loads_the_model_by_one_liner(st_dir, tiny_data):
     (text, tokens, ids, hyp), *_ = s2t(feats)
     assert type(s2t.st_model).__name__ == "SAlignSTModel"
     assert isinstance(ids, list) and len(tokens) == len(ids)
+
+
+@pytest.mark.parametrize("batched", ["true", "false"])
+def test_mt_decoding_honours_key_file(batched, tiny_data, mt_dir, tmp_path):
+    keys = sorted(read_kaldi(tiny_data / "text"))[:3]
+    (tmp_path / "keys").write_text("".join(f"{k}\n" for k in keys))
+    run_tool("salign.bin.st_inference", ["--task", "mt", "--st_train_config", mt_dir / "config.yaml",
+                                         "--st_model_file", mt_dir / "valid.acc.best.pth", "--batched", batched,
+                                         "--data_path_and_name_and_type", f"{tiny_data}/src_text,src_text,text",
+                                         "--key_file", tmp_path / "keys", "--output_dir", tmp_path / "out",
+                                         "--beam_size", "2", "--ngpu", "0"], tmp_path, "log")
+    assert sorted(read_kaldi(tmp_path / "out" / "1best_recog" / "text")) == keys
