@@ -72,6 +72,27 @@ def compare(ref: List[List[Tuple[List[int], float]]], got) -> int:
     return bad
 
 
+def encoder_times(model, speech, batches, repeats: int) -> Tuple[float, float]:
+    """Median seconds of the speech encoder alone: one utterance at a time (as Speech2Text) and in our batches."""
+    import torch
+    from espnet.nets.pytorch_backend.nets_utils import pad_list
+
+    from salign.decode.decoder import exact_subsampling_masks
+
+    def one() -> None:
+        for x in speech:
+            model.encode(x[None], torch.tensor([x.size(0)]))
+
+    def batched() -> None:
+        for b in batches:
+            xs = [speech[i] for i in b]
+            with exact_subsampling_masks(model):
+                model.encode(pad_list(xs, 0.0), torch.tensor([x.size(0) for x in xs]))
+
+    with torch.no_grad():
+        return common.med(common.median_time(one, repeats)), common.med(common.median_time(batched, repeats))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, help="config.yaml of a trained ST model (else one is trained)")
@@ -129,14 +150,18 @@ def main() -> None:
             t_ours += common.median_time(run_ours, 1)
         bad = compare(ref, got)
         m_ref, m_ours = common.med(t_ref), common.med(t_ours)
+        e_ref, e_ours = encoder_times(s2t.st_model, speech, batches, args.repeats)
         res: Dict[str, object] = {"beam": beam, "espnet_s": m_ref, "ours_s": m_ours, "speedup": m_ref / m_ours,
+                                  "espnet_encoder_s": e_ref, "ours_encoder_s": e_ours,
+                                  "search_speedup": (m_ref - e_ref) / max(1e-9, m_ours - e_ours),
                                   "mismatches": bad, "n_utts": len(speech), "audio_s": audio_s}
         results.append(res)
         rows.append([str(beam), f"{len(speech) / m_ref:.1f}", f"{m_ref / audio_s:.4f}",
                      f"{len(speech) / m_ours:.1f}", f"{m_ours / audio_s:.4f}", f"{m_ref / m_ours:.2f}x",
+                     f"{e_ref / m_ref:.0%} / {e_ours / m_ours:.0%}", f"{res['search_speedup']:.2f}x",
                      f"{len(speech) - bad}/{len(speech)}"])
     print(common.table(rows, ["beam", "ESPnet utt/s", "ESPnet RTF", "salign utt/s", "salign RTF", "speed-up",
-                              "identical"]))
+                              "encoder share (ESPnet / salign)", "speed-up w/o encoder", "identical"]))
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "results": results}, indent=1))
     if any(r["mismatches"] for r in results):

@@ -139,9 +139,9 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--words", type=int, nargs=2, default=[20, 40],
                         help="source words per utterance (17 frames each: 3.4-6.8 s)")
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each model")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1, help="alternating runs of each model")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--ngpu", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "salign_bench_train")
@@ -158,8 +158,10 @@ def main() -> None:
     runs: Dict[str, List[Dict]] = {"salign": [], "espnet": []}
     for _ in range(args.rounds):
         for name in runs:
-            cmd = [sys.executable, __file__, "--worker", name] + [a for a in sys.argv[1:] if a != "--json"]
-            cmd += ["--workdir", str(args.workdir), "--config", str(args.config)]
+            cmd = [sys.executable, __file__, "--worker", name, "--workdir", str(args.workdir), "--config",
+                   str(args.config), "--vocab", str(args.vocab), "--batch_size", str(args.batch_size), "--words",
+                   *map(str, args.words), "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads",
+                   str(args.threads), "--ngpu", str(args.ngpu)]
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=common.REPO)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode or not line:
