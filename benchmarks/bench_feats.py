@@ -3,7 +3,8 @@
 Same synthetic 16 kHz waves for both; prints audio seconds per wall second (per core: one thread each), medians over
 ``--repeats`` runs, and the ratio. Peers:
 
-* ``salign compute_fbank``: :func:`salign.feats.fbank.compute_fbank` per utterance (kaldi-native-fbank, 80 bins);
+* ``salign compute_fbank``: :func:`salign.feats.fbank.compute_fbank` per utterance (vectorised torch Kaldi fbank, 80 bins),
+  and with ``backend="knf"`` (kaldi-native-fbank frame by frame, the previous implementation);
 * ``salign make_fbank CLI``: ``python -m salign.bin.make_fbank`` on a Kaldi data dir, reading the wavs and writing
   the ark/scp (process start included; one job);
 * ``ESPnet DefaultFrontend``: ``espnet2.asr.frontend.default.DefaultFrontend(fs=16000, n_mels=80)`` (STFT + log-mel)
@@ -66,6 +67,10 @@ def main() -> None:
         for w in waves:
             compute_fbank(w, SR)
 
+    def ours_knf() -> None:
+        for w in waves:
+            compute_fbank(w, SR, backend="knf")
+
     @torch.no_grad()
     def espnet_single() -> None:
         for w in waves:
@@ -109,7 +114,7 @@ def main() -> None:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import salign.bin.make_fbank"], check=True)
     startup = time.perf_counter() - t0
-    runs = {"salign compute_fbank": ours, "salign make_fbank CLI": cli,
+    runs = {"salign compute_fbank": ours, "salign compute_fbank (backend=knf)": ours_knf, "salign make_fbank CLI": cli,
             "ESPnet DefaultFrontend (1 utt)": espnet_single, "ESPnet DefaultFrontend (batch 16)": espnet_batched,
             "reference: torchaudio kaldi.fbank": torchaudio_kaldi}
     times = {name: common.med(common.median_time(fn, args.repeats)) for name, fn in runs.items()}
