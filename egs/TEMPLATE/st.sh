@@ -65,6 +65,7 @@ st_tag=                 # experiment name (default: the config's basename)
 # decoding and scoring
 inference_config=       # decoding config (beam size, length limits, ...)
 inference_args=
+mt_inference_args="--maxlenratio 2.0"  # appended for MT decoding (its encoder length is the source length)
 inference_model=valid.acc.ave.pth
 decode_tasks="st mt asr"
 train_cmd=${SALIGN_ROOT}/utils/queue/local.sh
@@ -236,7 +237,11 @@ if run_stage 12; then
       if [ -f "${dir}/.done" ]; then log "stage 12: ${dir} is complete"; continue; fi
       log "stage 12: decoding ${dset} as ${task} -> ${dir}"
       data=${dumpdir}/filtered/${dset}/feats.scp,speech,kaldi_ark
-      [ "${task}" = mt ] && data=${dumpdir}/filtered/${dset}/text.${src_lang},src_text,text
+      dec_args=${inference_args}
+      if [ "${task}" = mt ]; then
+        data=${dumpdir}/filtered/${dset}/text.${src_lang},src_text,text
+        dec_args="${inference_args} ${mt_inference_args}"
+      fi
       jobs=$(python -m salign.bin.decode_utils split --scp "${dumpdir}/filtered/${dset}/feats.scp" \
         --nj "${inference_nj}" --out "${dir}/split")
       conf=()
@@ -246,7 +251,7 @@ if run_stage 12; then
         python -m salign.bin.st_inference --task "${task}" --ngpu 0 "${conf[@]}" \
           --st_train_config "${st_exp}/config.yaml" --st_model_file "${st_exp}/${inference_model}" \
           --data_path_and_name_and_type "${data}" --key_file "${dir}/split/keys.JOB" \
-          --output_dir "${dir}/output.JOB" ${inference_args}
+          --output_dir "${dir}/output.JOB" ${dec_args}
       python -m salign.bin.decode_utils merge --out "${dir}" --nj "${jobs}" --split "${dir}/split"
       touch "${dir}/.done"
     done
