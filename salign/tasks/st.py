@@ -31,6 +31,7 @@ from salign.losses.composite import CompositeAlign
 from salign.losses.contrastive import ContrastiveAlign
 from salign.losses.ot import OTAlign
 from salign.st.model import SAlignSTModel
+from salign.utils.io import InputError
 
 # A-enc and decoder: ESPnet's classes, with transformer defaults instead of ESPnet's RNN ones
 encoder_choices = ClassChoices(
@@ -173,8 +174,8 @@ def load_mt_checkpoint(model: torch.nn.Module, path: str, modules: Sequence[str]
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
-        raise FileNotFoundError(f"--init_from_mt {path}: no such file (fix: run the MT pre-training stage first, "
-                                "or point --init_from_mt at its valid.acc.ave.pth)") from None
+        raise InputError("no such file", path, fix="run the MT pre-training stage first, or point --init_from_mt "
+                         "at its checkpoint (e.g. valid.acc.best.pth)") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # a checkpoint.pth of ESPnet's trainer
     own = model.state_dict()
@@ -191,9 +192,9 @@ def load_mt_checkpoint(model: torch.nn.Module, path: str, modules: Sequence[str]
         else:
             taken[key] = state[key]
     if problems:
-        raise ValueError(f"--init_from_mt {path} does not fit this model ({len(problems)} tensors): "
-                         + "; ".join(problems[:5]) + " (fix: use the same text_encoder/decoder/token_list settings "
-                         "as the MT pre-training config)")
+        raise InputError(f"--init_from_mt checkpoint does not fit this model ({len(problems)} tensors): "
+                         + "; ".join(problems[:5]), path,
+                         fix="use the same text_encoder/decoder/token_list settings as the MT pre-training config")
     model.load_state_dict(taken, strict=False)
     report: Dict[str, str] = {}
     groups: Dict[str, List[str]] = {}
@@ -226,4 +227,10 @@ def register_with_espnet() -> None:
 
 def main(cmd: Optional[Sequence[str]] = None) -> None:
     """Training entry point (``python -m salign.bin.st_train``)."""
-    SAlignSTTask.main(cmd=cmd)
+    import sys
+
+    try:
+        SAlignSTTask.main(cmd=cmd)
+    except InputError as exc:  # bad user input: one line, no traceback
+        print(f"ERROR [st_train]: {exc}", file=sys.stderr)
+        sys.exit(2)
