@@ -37,7 +37,7 @@ use_gpu() {
 
 stamp_of() {
   # Everything whose change must trigger a re-install.
-  cat "${tools_dir}/install.sh" "${tools_dir}/requirements-espnet.txt" "${tools_dir}/requirements.txt" \
+  cat "${tools_dir}/install.sh" "${tools_dir}/requirements-espnet.txt" "${tools_dir}/requirements.txt" "${tools_dir}/constraints.txt" \
     "${root}/setup.py" | sha256sum | cut -d' ' -f1
   if use_gpu; then echo gpu; else echo cpu; fi
 }
@@ -71,11 +71,11 @@ install_python() {
   if use_gpu; then
     log "GPU found: CUDA torch==${torch_gpu_version} + torchaudio==${torchaudio_version}"
     "${pip[@]}" install "torch==${torch_gpu_version}" "torchaudio==${torchaudio_version}"
-    echo "torch==${torch_gpu_version}" > "${constraints}"
+    { echo "torch==${torch_gpu_version}"; cat "${tools_dir}/constraints.txt"; } > "${constraints}"
   else
     log "no GPU: CPU torch==${torch_cpu_version}"
     "${pip[@]}" install "torch==${torch_cpu_version}"
-    echo "torch==${torch_cpu_version}" > "${constraints}"
+    { echo "torch==${torch_cpu_version}"; cat "${tools_dir}/constraints.txt"; } > "${constraints}"
     # The registry's only torchaudio is a CUDA build; without its native libraries it imports as pure Python,
     # which is all ESPnet needs on CPU (see ../shared/docs/platform.md).
     "${pip[@]}" install --no-deps "torchaudio==${torchaudio_version}"

@@ -18,6 +18,7 @@ from espnet2.asr.ctc import CTC
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.encoder.transformer_encoder import TransformerEncoder
+from espnet2.asr.preencoder.abs_preencoder import AbsPreEncoder
 from espnet2.tasks import st as espnet_st
 from espnet2.tasks.st import STTask
 from espnet2.torch_utils.initialize import initialize
@@ -31,6 +32,7 @@ from salign.losses.composite import CompositeAlign
 from salign.losses.contrastive import ContrastiveAlign
 from salign.losses.ot import OTAlign
 from salign.st.model import SAlignSTModel
+from salign.st.stack import FrameStack
 from salign.utils.io import InputError
 
 # A-enc and decoder: ESPnet's classes, with transformer defaults instead of ESPnet's RNN ones
@@ -44,6 +46,10 @@ text_encoder_choices = ClassChoices(
     type_check=AbsEncoder,
     default="transformer",
 )
+# pre-encoders: ESPnet's, plus frame stacking (a lower frame rate for the acoustic encoder)
+preencoder_choices = ClassChoices(
+    "preencoder", classes=dict(espnet_st.preencoder_choices.classes, stack=FrameStack), type_check=AbsPreEncoder,
+    default=None, optional=True)
 align_choices = ClassChoices(
     "align",
     classes=dict(adversarial=AdversarialAlign, contrastive=ContrastiveAlign, ot=OTAlign, multi=CompositeAlign),
@@ -70,7 +76,7 @@ class SAlignSTTask(STTask):
         espnet_st.frontend_choices,
         espnet_st.specaug_choices,
         espnet_st.normalize_choices,
-        espnet_st.preencoder_choices,
+        preencoder_choices,
         encoder_choices,
         text_encoder_choices,
         decoder_choices,
@@ -132,7 +138,10 @@ class SAlignSTTask(STTask):
                      if args.normalize is not None else None)
         preencoder = None
         if getattr(args, "preencoder", None) is not None:
-            preencoder = espnet_st.preencoder_choices.get_class(args.preencoder)(**args.preencoder_conf)
+            pconf = dict(args.preencoder_conf)
+            if args.preencoder == "stack":
+                pconf.setdefault("input_size", input_size)
+            preencoder = preencoder_choices.get_class(args.preencoder)(**pconf)
             input_size = preencoder.output_size()
         encoder = encoder_choices.get_class(args.encoder)(input_size=input_size, **args.encoder_conf)
 
