@@ -231,31 +231,47 @@ if run_stage 11; then
 fi
 
 if run_stage 12; then
+  # Every set and task still to decode, in one launcher call: job J decodes its share (keys.J) of each of them in one
+  # process (salign.bin.st_inference --plan: one ESPnet import and model load per job, not per set and task).
+  plans=${st_exp}/decode_plans
+  rm -rf "${plans}"
+  todo=()
   for dset in ${eval_sets}; do
     for task in ${decode_tasks}; do
       dir=${st_exp}/decode_${task}_${dset}
       if [ -f "${dir}/.done" ]; then log "stage 12: ${dir} is complete"; continue; fi
       log "stage 12: decoding ${dset} as ${task} -> ${dir}"
+      rm -rf "${dir}"
       data=${dumpdir}/filtered/${dset}/feats.scp,speech,kaldi_ark
       dec_args=${inference_args}
       if [ "${task}" = mt ]; then
         data=${dumpdir}/filtered/${dset}/text.${src_lang},src_text,text
         dec_args="${inference_args} ${mt_inference_args}"
       fi
-      jobs=$(python -m salign.bin.decode_utils split --scp "${dumpdir}/filtered/${dset}/feats.scp" \
+      n=$(python -m salign.bin.decode_utils split --scp "${dumpdir}/filtered/${dset}/feats.scp" \
         --nj "${inference_nj}" --out "${dir}/split")
-      conf=()
-      [ -n "${inference_config}" ] && conf=(--config "${inference_config}")
-      # shellcheck disable=SC2086
-      ${decode_cmd} JOB=1:"${jobs}" "${dir}/logdir/decode.JOB.log" \
-        python -m salign.bin.st_inference --task "${task}" --ngpu 0 "${conf[@]}" \
-          --st_train_config "${st_exp}/config.yaml" --st_model_file "${st_exp}/${inference_model}" \
-          --data_path_and_name_and_type "${data}" --key_file "${dir}/split/keys.JOB" \
-          --output_dir "${dir}/output.JOB" ${dec_args}
-      python -m salign.bin.decode_utils merge --out "${dir}" --nj "${jobs}" --split "${dir}/split"
-      touch "${dir}/.done"
+      for j in $(seq 1 "${n}"); do
+        mkdir -p "${plans}"
+        printf -- '--task %s --data_path_and_name_and_type %q --key_file %q --output_dir %q %s\n' "${task}" \
+          "${data}" "${dir}/split/keys.${j}" "${dir}/output.${j}" "${dec_args}" >> "${plans}/plan.${j}"
+      done
+      echo "${n}" > "${dir}/split/nj"
+      todo+=("${dir}")
     done
   done
+  if [ "${#todo[@]}" -gt 0 ]; then
+    jobs=$(find "${plans}" -name 'plan.*' | wc -l)
+    conf=()
+    [ -n "${inference_config}" ] && conf=(--config "${inference_config}")
+    ${decode_cmd} JOB=1:"${jobs}" "${plans}/logdir/decode.JOB.log" \
+      python -m salign.bin.st_inference --ngpu 0 "${conf[@]}" --st_train_config "${st_exp}/config.yaml" \
+        --st_model_file "${st_exp}/${inference_model}" --plan "${plans}/plan.JOB"
+    for dir in "${todo[@]}"; do
+      python -m salign.bin.decode_utils merge --out "${dir}" --nj "$(cat "${dir}/split/nj")" --split "${dir}/split" \
+        --log "${plans}/logdir/decode.JOB.log"
+      touch "${dir}/.done"
+    done
+  fi
 fi
 
 if run_stage 13; then

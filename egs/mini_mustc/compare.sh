@@ -115,9 +115,9 @@ fi
 if step 2; then
   for m in ${methods}; do
     log "step 2: ${m} (${cdir}/train_st_${m}.yaml, MT pre-training ${mt_config}) -> exp/st_${m}"
-    # the comparison configs select checkpoints on valid accuracy (meant for learning-size builds)
+    # the comparison configs select checkpoints (MT init, ST average) on valid accuracy (for learning-size builds)
     rargs=(--mt_config "${mt_config}" --st_config "${cdir}/train_st_${m}.yaml" --st_tag "${m}"
-           --inference_model valid.acc.ave.pth)
+           --mt_init_model valid.acc.best.pth --inference_model valid.acc.ave.pth)
     # the test sets as ST, MT and ASR (and packing, gap analysis) ...
     ./run.sh "${common[@]}" "${args[@]}" "${rargs[@]}" --stage 11 --stop_stage 15 --test_sets "${test_sets}" \
       --train_eval_size 0

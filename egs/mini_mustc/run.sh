@@ -33,6 +33,6 @@ fi
   --nbpe 1000 --token_joint true \
   --mt_extra_src corpus/en-es/mt-extra/mt-extra.en --mt_extra_tgt corpus/en-es/mt-extra/mt-extra.es \
   --mt_config "${conf}/train_mt.yaml" --st_config "${conf}/train_st_salign.yaml" \
-  --inference_config "${conf}/decode.yaml" --inference_model train.acc.ave.pth \
+  --inference_config "${conf}/decode.yaml" --mt_init_model train.acc.best.pth --inference_model train.acc.ave.pth \
   "${args[@]}"
 if [ -f RESULTS.md ]; then cat RESULTS.md; fi

@@ -32,13 +32,18 @@ def split_keys(scp: Path, nj: int, out: Path) -> List[Path]:
     return paths
 
 
-def merge(out: Path, nj: int, split: Optional[Path] = None) -> int:
-    """Concatenate ``out/output.J/<n>best_recog/<file>`` into ``out/<n>best_recog/<file>``."""
+def merge(out: Path, nj: int, split: Optional[Path] = None, log: Optional[str] = None) -> int:
+    """Concatenate ``out/output.J/<n>best_recog/<file>`` into ``out/<n>best_recog/<file>``.
+
+    ``log``: the jobs' log files, ``JOB`` standing for the job number (named in errors; default
+    ``out/logdir/decode.JOB.log``)."""
     merged: Dict[str, Dict[str, str]] = {}
+    log = log or f"{out}/logdir/decode.JOB.log"
     for j in range(1, nj + 1):
         job = out / f"output.{j}"
+        job_log = log.replace("JOB", str(j))
         if not job.is_dir():
-            raise InputError("decoding job wrote nothing", job, fix=f"see {out}/logdir/decode.{j}.log")
+            raise InputError("decoding job wrote nothing", job, fix=f"see {job_log}")
         for f in sorted(job.glob("*best_recog/*")):
             rel = f"{f.parent.name}/{f.name}"
             table = read_kv(f)
@@ -46,7 +51,7 @@ def merge(out: Path, nj: int, split: Optional[Path] = None) -> int:
                 want = set(read_kv(split / f"keys.{j}"))
                 if set(table) != want:
                     raise InputError(f"job {j} decoded {len(table)} of {len(want)} utterances", f,
-                                     fix=f"see {out}/logdir/decode.{j}.log and re-run the stage")
+                                     fix=f"see {job_log} and re-run the stage")
             merged.setdefault(rel, {}).update(table)
     if not merged:
         raise InputError("no decoding outputs found", out, fix="re-run the decoding stage")
@@ -68,11 +73,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     m.add_argument("--out", type=Path, required=True)
     m.add_argument("--nj", type=int, required=True)
     m.add_argument("--split", type=Path, default=None, help="the split dir, to check every key was decoded")
+    m.add_argument("--log", default=None, help="the jobs' logs, JOB standing for the job number")
     a = p.parse_args(argv)
     if a.cmd == "split":
         print(len(split_keys(a.scp, a.nj, a.out)))
     else:
-        n = merge(a.out, a.nj, a.split)
+        n = merge(a.out, a.nj, a.split, a.log)
         print(f"[decode_utils] merged {n} utterances into {a.out}")
     return 0
 

@@ -13,10 +13,16 @@ By default (``--batched true``) utterances are read ahead, sorted by length and 
 (optionally capped by ``--batch_frames``) with :mod:`salign.decode`: the same hypotheses, scores and files as ESPnet's
 ``Speech2Text`` one utterance at a time, several times faster. ``--batched false`` is that one-by-one path (ESPnet's
 beam search); it is also used, with a warning, for set-ups the batched search lacks (language models, n-grams).
+
+``--plan FILE`` runs several decodes in one process (one import of ESPnet, the model loaded once per distinct
+decoding setup): each non-empty line of FILE holds the options of one decode (shell-quoted), added to the options on
+the command line, e.g. ``--task mt --data_path_and_name_and_type test/text.en,src_text,text --output_dir out/mt``.
+The recipe's decoding stage runs every set and task of a job this way.
 """
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
@@ -227,8 +233,24 @@ def speech_items(s2t, args) -> Iterator[Tuple[str, Optional[torch.Tensor]]]:
             yield keys[0], speech
 
 
-def inference(args) -> None:
-    """Build ``Speech2Text`` on our model and write ESPnet's output files for the chosen task."""
+def _speech2text(args, device: str, cache: Optional[Dict[str, object]] = None):
+    """ESPnet's ``Speech2Text`` on our model for ``args`` (reused from ``cache`` when built with the same options)."""
+    from espnet2.bin.st_inference import Speech2Text
+
+    kwargs = {k: getattr(args, k) for k in S2T_KEYS}
+    key = repr(sorted(kwargs.items())) + device
+    if cache is not None and key in cache:
+        return cache[key]
+    s2t = Speech2Text(device=device, **kwargs)
+    if cache is not None:
+        cache[key] = s2t
+    return s2t
+
+
+def inference(args, cache: Optional[Dict[str, object]] = None) -> None:
+    """Build ``Speech2Text`` on our model and write ESPnet's output files for the chosen task.
+
+    ``cache`` (a dict kept by the caller) reuses the built ``Speech2Text`` across calls with the same options."""
     batch_size = args.batch_size if args.batch_size is not None else (DEFAULT_BATCH if args.batched else 1)
     if batch_size < 1:
         raise SystemExit("--batch_size must be >= 1")
@@ -241,10 +263,7 @@ def inference(args) -> None:
     device = "cuda" if args.ngpu >= 1 else "cpu"
     set_all_random_seed(args.seed)
     register_with_espnet()
-    from espnet2.bin.st_inference import Speech2Text
-
-    kwargs = {k: getattr(args, k) for k in S2T_KEYS}
-    s2t = Speech2Text(device=device, **kwargs)
+    s2t = _speech2text(args, device, cache)
     src = None
     if args.task == "mt":
         srcs = [p for p, name, _ in args.data_path_and_name_and_type if name == "src_text"]
@@ -280,11 +299,52 @@ def inference(args) -> None:
                     w["text"][key] = text
 
 
+def read_plan(path: str) -> List[List[str]]:
+    """The decodes of a ``--plan`` file: one shell-quoted option list per non-empty, non-comment line."""
+    from salign.utils.io import InputError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise InputError(f"cannot read the plan ({e.strerror})", path, fix="check the decoding stage's split dir")
+    plan = []
+    for n, line in enumerate(lines, 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            try:
+                plan.append(shlex.split(line))
+            except ValueError as e:
+                raise InputError(f"cannot parse the options ({e})", path, n, fix="quote them as a shell would")
+            if "--plan" in plan[-1] or "--output_dir" not in plan[-1]:
+                raise InputError("each decode needs its own --output_dir (and no --plan)", path, n,
+                                 fix="give --output_dir DIR on every line")
+    return plan
+
+
 def main(cmd: Optional[Sequence[str]] = None) -> None:
     """Command-line entry point."""
     print(get_commandline_args(), file=sys.stderr)
-    args = get_parser().parse_args(cmd)
-    inference(args)
+    cmd = list(sys.argv[1:] if cmd is None else cmd)
+    if "--plan" not in cmd:
+        inference(get_parser().parse_args(cmd))
+        return
+    i = cmd.index("--plan")
+    if i + 1 >= len(cmd):
+        raise SystemExit("--plan needs a file")
+    plan_file, common = cmd[i + 1], cmd[:i] + cmd[i + 2:]
+    if "--output_dir" not in common:  # ESPnet's parser requires it; every plan line sets its own
+        common += ["--output_dir", "unused"]
+    from salign.utils.io import InputError
+
+    try:
+        plan = read_plan(plan_file)
+    except InputError as e:
+        raise SystemExit(f"ERROR [st_inference]: {e}")
+    cache: Dict[str, object] = {}
+    for n, opts in enumerate(plan, 1):
+        args = get_parser().parse_args(common + opts)
+        print(f"[st_inference] {plan_file}, decode {n}/{len(plan)}: {shlex.join(opts)}", file=sys.stderr)
+        inference(args, cache)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ MT and ASR, and ESPnet's own ``Speech2Text`` API loading it.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Dict, List
 
@@ -113,3 +114,34 @@ def test_mt_decoding_honours_key_file(batched, tiny_data, mt_dir, tmp_path):
                                          "--key_file", tmp_path / "keys", "--output_dir", tmp_path / "out",
                                          "--beam_size", "2", "--ngpu", "0"], tmp_path, "log")
     assert sorted(read_kaldi(tmp_path / "out" / "1best_recog" / "text")) == keys
+
+
+def test_plan_runs_several_decodes_in_one_process_with_the_same_outputs(tiny_data, st_dir, tmp_path):
+    """``--plan``: ST, MT (own length ratio) and ASR on key shares, in one process = the separate decodes."""
+    keys = sorted(read_kaldi(tiny_data / "text"))
+    (tmp_path / "keys").write_text("".join(f"{k}\n" for k in keys[:4]))
+    speech, text = f"{tiny_data}/feats.scp,speech,kaldi_ark", f"{tiny_data}/src_text,src_text,text"
+    common = ["--st_train_config", st_dir / "config.yaml", "--st_model_file", st_dir / "valid.acc.ave.pth",
+              "--beam_size", "3", "--ngpu", "0"]
+    decodes = {"st": ["--task", "st", "--data_path_and_name_and_type", speech],
+               "mt": ["--task", "mt", "--data_path_and_name_and_type", text, "--maxlenratio", "2.0"],
+               "asr": ["--task", "asr", "--data_path_and_name_and_type", speech, "--key_file", str(tmp_path / "keys")]}
+    plan = tmp_path / "plan"
+    plan.write_text("# one decode per line\n" + "".join(
+        shlex.join(opts + ["--output_dir", str(tmp_path / "planned" / name)]) + "\n" for name, opts in decodes.items()))
+    run_tool("salign.bin.st_inference", common + ["--plan", plan], tmp_path, "plan.log")
+    for name, opts in decodes.items():
+        run_tool("salign.bin.st_inference", common + opts + ["--output_dir", tmp_path / name], tmp_path, f"{name}.log")
+        for f in ("text", "token_int", "score"):
+            alone = read_kaldi(tmp_path / name / "1best_recog" / f)
+            assert read_kaldi(tmp_path / "planned" / name / "1best_recog" / f) == alone, (name, f)
+    assert len(read_kaldi(tmp_path / "planned" / "asr" / "1best_recog" / "token_int")) == 4
+
+
+def test_plan_errors_name_the_line(tiny_data, st_dir, tmp_path):
+    (tmp_path / "plan").write_text("--task st --data_path_and_name_and_type x,speech,kaldi_ark\n")
+    proc = run_tool("salign.bin.st_inference", ["--st_train_config", st_dir / "config.yaml", "--st_model_file",
+                                                st_dir / "valid.acc.ave.pth", "--plan", tmp_path / "plan"],
+                    tmp_path, "log", check=False)
+    assert proc.returncode != 0
+    assert f"{tmp_path / 'plan'}:1: each decode needs its own --output_dir" in (tmp_path / "log").read_text()
