@@ -58,6 +58,7 @@ mt_args=                # extra st_train arguments for it
 mt_extra_src=           # extra plain-text parallel data for MT pre-training (source file) ...
 mt_extra_tgt=           # ... and its target file
 mt_init_model=valid.acc.best.pth
+train_st=true           # false: stage 11 stops after the MT pre-training
 # S-Align training
 st_config=              # training config of the S-Align model
 st_args=                # extra st_train arguments
@@ -67,6 +68,7 @@ inference_config=       # decoding config (beam size, length limits, ...)
 inference_args=
 mt_inference_args="--maxlenratio 2.0"  # appended for MT decoding (its encoder length is the source length)
 inference_model=valid.acc.ave.pth
+results=RESULTS.md      # the results table stage 13 writes (and stage 14 packs)
 decode_tasks="st mt asr"
 train_cmd=${SALIGN_ROOT}/utils/queue/local.sh
 decode_cmd=${SALIGN_ROOT}/utils/queue/local.sh
@@ -208,7 +210,7 @@ if run_stage 11; then
         --fold_length 150 --fold_length 150 ${mt_args}
     touch "${mt_exp}/.done"
   fi
-  if [ ! -f "${st_exp}/.done" ]; then
+  if [ "${train_st}" = true ] && [ ! -f "${st_exp}/.done" ]; then
     init=()
     [ "${pretrain_mt}" = true ] && init=(--init_from_mt "${mt_exp}/${mt_init_model}")
     log "stage 11b: S-Align multi-task training -> ${st_exp} (log: ${st_exp}/train.log)"
@@ -227,7 +229,9 @@ if run_stage 11; then
         --fold_length 800 --fold_length 150 --fold_length 150 ${st_args}
     touch "${st_exp}/.done"
   fi
-  python -m salign.bin.train_summary "${mt_exp}/train.log" "${st_exp}/train.log"
+  if [ "${train_st}" = true ]; then
+    python -m salign.bin.train_summary "${mt_exp}/train.log" "${st_exp}/train.log"
+  fi
 fi
 
 if run_stage 12; then
@@ -286,7 +290,7 @@ if run_stage 13; then
     done
   done
   recipe=$(pwd); recipe=${recipe#"${SALIGN_ROOT}/"}
-  python -m salign.bin.score --collect "${st_exp}" --out RESULTS.md \
+  python -m salign.bin.score --collect "${st_exp}" --out "${results}" \
     --title "${recipe}: ${src_lang}-${tgt_lang}, ${st_tag}" --command "cd ${recipe} && ${SALIGN_RUN_CMD:-./run.sh}"
 fi
 
@@ -294,7 +298,7 @@ if run_stage 14; then
   log "stage 14: packing -> ${st_exp}/packed/model.zip"
   mkdir -p "${st_exp}/packed"
   python -m espnet2.bin.pack st --st_train_config "${st_exp}/config.yaml" \
-    --st_model_file "${st_exp}/${inference_model}" --option "${tgt_bpemodel}" --option RESULTS.md \
+    --st_model_file "${st_exp}/${inference_model}" --option "${tgt_bpemodel}" --option "${results}" \
     --outpath "${st_exp}/packed/model.zip"
 fi
 if run_stage 15; then

@@ -16,12 +16,14 @@
 #   ./compare.sh --debug true                      # tiny configs, a few steps: the whole comparison in minutes (CI)
 #   ./compare.sh --corpus_opts "--n_train 2400 --n_dev 100 --n_tst 100 --n_mt_extra 2000 --nj 2"  # learning size
 #   ./compare.sh --methods "baseline adversarial" --stock false --stage 2
+#   ./compare.sh --jobs 2                          # train/decode two rows at a time, each on nproc/2 threads
 # Options: --methods LIST, --stock true|false, --stage/--stop_stage 1..4 (the steps above), --test_sets LIST,
-# --corpus_opts, --debug, --out FILE; any other option goes to every ./run.sh call (e.g. --nj 4); --ngpu and
-# --inference_nj also to local/stock_espnet.sh.
+# --corpus_opts, --debug, --out FILE, --jobs N (rows run N at a time after the shared MT pre-training; on a small
+# CPU two one-thread rows finish in about the time one two-thread row takes; a row's log: exp/compare_logs/<row>.log);
+# any other option goes to every ./run.sh call (e.g. --nj 4); --ngpu and --inference_nj also to local/stock_espnet.sh.
 # compare.sh works in this recipe dir like run.sh (corpus/, data/, dump/, exp/ are shared with it); its experiments
-# are exp/mt_train_mt_compare, exp/st_<method>, exp/st_stock_espnet. run.sh's RESULTS.md is kept; each method's
-# RESULTS.md is saved as exp/st_<method>/RESULTS.md.
+# are exp/mt_train_mt_compare, exp/st_<method>, exp/st_stock_espnet. Each method's results table is
+# exp/st_<method>/RESULTS.md (run.sh's RESULTS.md is left alone).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -33,6 +35,7 @@ stop_stage=4
 test_sets=
 corpus_opts=
 out=COMPARE.md
+jobs=1
 ngpu=0
 inference_nj=1
 args=()
@@ -48,6 +51,7 @@ while [ $# -gt 0 ]; do
     --test_sets) test_sets=$2 ;;
     --corpus_opts) corpus_opts=$2 ;;
     --out) out=$2 ;;
+    --jobs) jobs=$2 ;;
     --ngpu) ngpu=$2; args+=("$1" "$2") ;;
     --inference_nj) inference_nj=$2; args+=("$1" "$2") ;;
     *) args+=("$1" "$2") ;;
@@ -88,16 +92,10 @@ for m in ${methods}; do
     die "${cdir}/train_st_${m}.yaml: no config for method '${m}' (fix: pick from${known})"
 done
 [ "${stock}" = true ] || [ "${stock}" = false ] || die "--stock ${stock}: must be true or false"
+[[ "${jobs}" =~ ^[1-9][0-9]*$ ]] || die "--jobs ${jobs}: must be a positive integer"
 corpus=()
 [ -n "${corpus_opts}" ] && corpus=(--corpus_opts "${corpus_opts}")
 
-# run.sh overwrites RESULTS.md at stage 13 and prints it at its end: keep run.sh's own RESULTS.md, restore it on exit
-keep=exp/.RESULTS.md.compare_keep  # under exp/ (git-ignored)
-mkdir -p exp
-if [ -f RESULTS.md ] && [ ! -f "${keep}" ]; then cp -p RESULTS.md "${keep}"; fi
-restore() { if [ -f "${keep}" ]; then mv -f "${keep}" RESULTS.md; else rm -f RESULTS.md; fi; }
-trap restore EXIT
-[ -f RESULTS.md ] || echo "(no results yet)" > RESULTS.md
 
 if step 1; then
   log "step 1: data stages 0-10 (./run.sh --stop_stage 10)"
@@ -112,30 +110,60 @@ if step 1; then
   mkdir -p exp && printf '%s\n' "${stamp}" > exp/.compare_stamp
 fi
 
-if step 2; then
-  for m in ${methods}; do
-    log "step 2: ${m} (${cdir}/train_st_${m}.yaml, MT pre-training ${mt_config}) -> exp/st_${m}"
-    # the comparison configs select checkpoints (MT init, ST average) on valid accuracy (for learning-size builds)
-    rargs=(--mt_config "${mt_config}" --st_config "${cdir}/train_st_${m}.yaml" --st_tag "${m}"
-           --mt_init_model valid.acc.best.pth --inference_model valid.acc.ave.pth)
-    # the test sets as ST, MT and ASR (and packing, gap analysis) ...
-    ./run.sh "${common[@]}" "${args[@]}" "${rargs[@]}" --stage 11 --stop_stage 15 --test_sets "${test_sets}" \
-      --train_eval_size 0
-    # ... and the training subset as ST only (the table's "is it learning?" column): saves two decodes per method
-    ./run.sh "${common[@]}" "${args[@]}" "${rargs[@]}" --stage 12 --stop_stage 13 --test_sets "" --decode_tasks st
-    cp RESULTS.md "exp/st_${m}/RESULTS.md"
-  done
-fi
-
-rows=${methods}
-if [ "${stock}" = true ]; then
-  rows="${rows} stock_espnet"
-  if step 3; then
+# one row: a salign method (stages 11-15 on the test sets, then the training subset as ST) or the stock ESPnet model
+run_row() {
+  local m=$1 rargs
+  if [ "${m}" = stock_espnet ]; then
     log "step 3: ESPnet's stock ST model (${cdir}/train_st_stock_espnet.yaml) -> exp/st_stock_espnet"
     local/stock_espnet.sh --config "${cdir}/train_st_stock_espnet.yaml" --ngpu "${ngpu}" \
       --inference_nj "${inference_nj}" --test_sets "${test_sets}" --inference_config "${decode_conf}"
+    return
   fi
+  log "step 2: ${m} (${cdir}/train_st_${m}.yaml, MT pre-training ${mt_config}) -> exp/st_${m}"
+  # the comparison configs select checkpoints (MT init, ST average) on valid accuracy (for learning-size builds)
+  rargs=(--mt_config "${mt_config}" --st_config "${cdir}/train_st_${m}.yaml" --st_tag "${m}"
+         --mt_init_model valid.acc.best.pth --inference_model valid.acc.ave.pth --results "exp/st_${m}/RESULTS.md")
+  # the test sets as ST, MT and ASR (and packing, gap analysis) ...
+  ./run.sh "${common[@]}" "${args[@]}" "${rargs[@]}" --stage 11 --stop_stage 15 --test_sets "${test_sets}" \
+    --train_eval_size 0
+  # ... and the training subset as ST only (the table's "is it learning?" column): saves two decodes per method
+  ./run.sh "${common[@]}" "${args[@]}" "${rargs[@]}" --stage 12 --stop_stage 13 --test_sets "" --decode_tasks st
+}
+
+todo=
+if step 2; then todo=${methods}; fi
+if [ "${stock}" = true ] && step 3; then todo="${todo} stock_espnet"; fi
+if [ -n "${todo// /}" ] && [ "${jobs}" -gt 1 ]; then
+  # rows in parallel: the shared MT pre-training first (all threads), then N rows at a time on nproc/N threads each
+  if step 2; then
+    log "step 2: shared MT pre-training (${mt_config})"
+    first=$(echo "${methods}" | awk '{print $1}')
+    ./run.sh "${common[@]}" "${args[@]}" --mt_config "${mt_config}" --st_config "${cdir}/train_st_${first}.yaml" \
+      --st_tag "${first}" --stage 11 --stop_stage 11 --train_st false
+  fi
+  threads=$(( $(nproc) / jobs )); [ "${threads}" -ge 1 ] || threads=1
+  mkdir -p exp/compare_logs
+  pids=(); names=()
+  for m in ${todo}; do
+    while [ "$(jobs -rp | wc -l)" -ge "${jobs}" ]; do wait -n || true; done
+    log "row ${m}: started on ${threads} thread(s) (log: exp/compare_logs/${m}.log)"
+    ( export OMP_NUM_THREADS=${threads} MKL_NUM_THREADS=${threads}; run_row "${m}" ) > "exp/compare_logs/${m}.log" 2>&1 &
+    pids+=($!); names+=("${m}")
+  done
+  failed=
+  for i in "${!pids[@]}"; do
+    if wait "${pids[$i]}"; then log "row ${names[$i]}: done"; else failed="${failed} ${names[$i]}"; fi
+  done
+  for m in ${failed}; do
+    echo "ERROR [compare.sh]: row ${m} failed; the end of exp/compare_logs/${m}.log:" >&2
+    tail -n 20 "exp/compare_logs/${m}.log" >&2
+  done
+  [ -z "${failed}" ] || exit 1
+else
+  for m in ${todo}; do run_row "${m}"; done
 fi
+rows=${methods}
+[ "${stock}" = true ] && rows="${rows} stock_espnet"
 
 if step 4; then
   cmd="cd egs/mini_mustc && ./compare.sh"  # the whole comparison: the options given, less --stage/--stop_stage
