@@ -52,11 +52,28 @@ def missing() -> List[str]:
     return out
 
 
+def warnings() -> List[str]:
+    """Return one line per installed-but-slow component (works, but costs time), naming the fix."""
+    out = []
+    try:
+        from importlib.metadata import version
+
+        tg = version("typeguard")
+        if int(tg.split(".")[0]) >= 3:
+            out.append(f"typeguard {tg}: every process importing ESPnet spends ~12 s instrumenting its @typechecked "
+                       "functions; fix: tools/install.sh (pins typeguard 2, tools/constraints.txt)")
+    except Exception:  # noqa: BLE001 - metadata missing: nothing to say
+        pass
+    return out
+
+
 def main() -> int:
     """Print missing requirements (or an all-clear line) and return the exit status."""
     problems = missing()
     for line in problems:
         print(f"[check_install] MISSING: {line}")
+    for line in warnings():
+        print(f"[check_install] SLOW: {line}")
     if not problems:
         import torch
 

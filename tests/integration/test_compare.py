@@ -1,5 +1,6 @@
-"""The comparison recipe (egs/mini_mustc/compare.sh --debug true) end to end in a scratch copy of the recipe:
-data once, one shared MT pre-training, four salign methods, ESPnet's stock ST model, one COMPARE.md table."""
+"""The comparison recipe (egs/mini_mustc/compare.sh --debug true --jobs 2) end to end in a scratch copy of the recipe:
+data once, one shared MT pre-training, four salign methods and ESPnet's stock ST model two at a time, one COMPARE.md
+table."""
 from __future__ import annotations
 
 import os
@@ -22,7 +23,8 @@ def recipe(tmp_path_factory):
                     ignore=shutil.ignore_patterns("corpus", "data", "dump", "exp", "RESULTS.md", "COMPARE.md"))
     (root / "egs" / "TEMPLATE").symlink_to(REPO / "egs" / "TEMPLATE")
     env = dict(os.environ, SALIGN_ROOT=str(REPO))
-    proc = subprocess.run(["./compare.sh", "--debug", "true"], cwd=dst, env=env, capture_output=True, text=True)
+    proc = subprocess.run(["./compare.sh", "--debug", "true", "--jobs", "2"], cwd=dst, env=env, capture_output=True,
+                          text=True)
     (root / "compare.log").write_text(proc.stdout + proc.stderr)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     return dst, proc.stdout
@@ -51,7 +53,7 @@ def test_one_row_per_method_plus_the_stock_model(recipe):
     assert r["adversarial"][6] != "–" and r["baseline"][6] == "–"  # only S-Align has a modal network
     stock = r["stock_espnet"]
     assert stock[2] != "–" and stock[3] != "–" and stock[4] == stock[5] == "–"
-    assert "nrefs:1|case:mixed" in table and "./compare.sh --debug true" in table
+    assert "nrefs:1|case:mixed" in table and "./compare.sh --debug true --jobs 2" in table
     assert "--n_train 2400" in table  # how to run it at learning size
 
 
@@ -59,6 +61,9 @@ def test_mt_pretraining_ran_once_and_every_model_started_from_it(recipe):
     dst, out = recipe
     assert out.count("stage 11a: MT pre-training") == 1
     exp = dst / "exp"
+    for row in (*METHODS, "stock_espnet"):  # each row ran in the background with its own log
+        log = (exp / "compare_logs" / f"{row}.log").read_text()
+        assert "stage 11a" not in log and f"row {row}: done" in out, row
     assert (exp / "mt_train_mt_compare" / ".done").is_file()
     for m in METHODS:
         log = (exp / f"st_{m}" / "train.log").read_text()
@@ -85,3 +90,5 @@ def test_unknown_method_fails_fast(recipe):
     proc = subprocess.run(["./compare.sh", "--methods", "baseline nope"], cwd=dst, env=env, capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "no config for method 'nope'" in proc.stderr and "fix:" in proc.stderr
+    proc = subprocess.run(["./compare.sh", "--jobs", "0"], cwd=dst, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and "--jobs 0: must be a positive integer" in proc.stderr
