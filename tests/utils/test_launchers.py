@@ -91,6 +91,24 @@ def test_local_parallelism_limit(tmp_path):
     assert ends[-1] - ends[0] > 0.8
 
 
+def test_local_threads_share_the_cores(tmp_path):
+    """A single job gets every core (OMP_NUM_THREADS); parallel jobs split them; --num_threads and a caller's
+    OMP_NUM_THREADS are honoured."""
+    clean = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    cores = len(os.sched_getaffinity(0))
+
+    def threads(args, extra=None):
+        r = subprocess.run([str(LOCAL), *args, "log/t.JOB.log", "echo threads=$OMP_NUM_THREADS"], cwd=tmp_path,
+                           capture_output=True, text=True, env=dict(clean, **(extra or {})), timeout=120)
+        assert r.returncode == 0, r.stderr
+        return [ln for ln in (tmp_path / "log/t.1.log").read_text().splitlines() if ln.startswith("threads=")][0]
+
+    assert threads(["JOB=1:1"]) == f"threads={cores}"
+    assert threads([f"JOB=1:{2 * cores}"]) == "threads=1"
+    assert threads(["--num_threads", "3", "JOB=1:1"]) == "threads=3"
+    assert threads(["JOB=1:1"], {"OMP_NUM_THREADS": "1"}) == "threads=1"
+
+
 def test_slurm_passes_resources_to_sbatch(tmp_path, fake_sbatch):
     r = run([SLURM, "--gpu", "1", "--mem=8G", "--time", "2:00:00", "--max_jobs_run", "3", "--num_threads", "4",
              "JOB=1:5", "log/dec.JOB.log", "true"], tmp_path, dict(fake_sbatch, SLURM_PARTITION="gpuq"))

@@ -6,7 +6,9 @@
 #
 # Options (--opt value or --opt=value):
 #   --max_jobs_run K   run at most K jobs at a time (default: min(N, number of cores))
-#   --mem X, --gpu N, --time T, --num_threads T, --config F   accepted for the Slurm launcher's sake; ignored
+#   --num_threads T    OMP_NUM_THREADS of each job (default: the cores shared by the jobs running at once, i.e.
+#                      cores / min(N, K), at least 1; an OMP_NUM_THREADS set by the caller caps the cores)
+#   --mem X, --gpu N, --time T, --config F   accepted for the Slurm launcher's sake; ignored
 #
 # Each job's stdout and stderr go to its log, with a header (the command, start time) and a footer
 # ("# Accounting: time=S threads=T" and "# Ended (code C) at DATE, elapsed time S seconds").
@@ -18,7 +20,7 @@ set -uo pipefail
 
 prog=$(basename "$0")
 max_jobs_run=
-num_threads=1
+num_threads=
 
 usage() { sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p;}' "$0"; }
 die() { echo "${prog}: $*" >&2; exit 1; }
@@ -64,6 +66,14 @@ if [ -z "${max_jobs_run}" ]; then
   max_jobs_run=$(nproc 2>/dev/null || echo 1)
 fi
 [[ ${max_jobs_run} =~ ^[1-9][0-9]*$ ]] || die "--max_jobs_run must be a positive integer, got '${max_jobs_run}'"
+if [ -z "${num_threads}" ]; then
+  cores=${OMP_NUM_THREADS:-$(nproc 2>/dev/null || echo 1)}
+  [[ ${cores} =~ ^[1-9][0-9]*$ ]] || cores=1
+  at_once=$(( njobs < max_jobs_run ? njobs : max_jobs_run ))
+  num_threads=$(( cores / at_once ))
+  [ "${num_threads}" -ge 1 ] || num_threads=1
+fi
+[[ ${num_threads} =~ ^[1-9][0-9]*$ ]] || die "--num_threads must be a positive integer, got '${num_threads}'"
 
 statusdir=$(mktemp -d "${TMPDIR:-/tmp}/local.sh.XXXXXX") || die "cannot create a temporary dir"
 # shellcheck disable=SC2317  # invoked by the traps below
