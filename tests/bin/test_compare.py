@@ -183,7 +183,8 @@ def test_compare_configs_share_one_budget():
         assert set(confs) == {f"train_st_{m}" for m in ("baseline", "contrastive", "adversarial", "ot",
                                                          "stock_espnet")}
         mt = yaml.safe_load((cdir / "train_mt_compare.yaml").read_text())
-        keys = ("encoder", "encoder_conf", "text_encoder", "text_encoder_conf", "decoder", "decoder_conf")
+        keys = ("preencoder", "preencoder_conf", "encoder", "encoder_conf", "text_encoder", "text_encoder_conf",
+                "decoder", "decoder_conf")
         budget = ("optim", "optim_conf", "scheduler", "scheduler_conf", "max_epoch", "batch_type", "batch_size",
                   "keep_nbest_models")
         base = confs["train_st_baseline"]
@@ -191,10 +192,13 @@ def test_compare_configs_share_one_budget():
         for name, conf in confs.items():
             assert all(conf.get(k) == base.get(k) for k in budget), name
             if name != "train_st_stock_espnet":
-                assert all(conf[k] == base[k] for k in keys + ("model_conf",)), name
-        stock = confs["train_st_stock_espnet"]  # same front end and width; depth = A-enc + T-enc
-        assert {k: v for k, v in stock["encoder_conf"].items() if k != "num_blocks"} == \
-            {k: v for k, v in base["encoder_conf"].items() if k != "num_blocks"}
+                assert all(conf.get(k) == base.get(k) for k in keys + ("model_conf",)), name
+        stock = confs["train_st_stock_espnet"]  # same frame rate and width; depth = A-enc + T-enc
+        assert {k: v for k, v in stock["encoder_conf"].items() if k not in ("num_blocks", "input_layer")} == \
+            {k: v for k, v in base["encoder_conf"].items() if k not in ("num_blocks", "input_layer")}
+        sub = {"conv1d2": 2, "conv2d": 4, "conv2d2": 2, "conv2d6": 6, "conv2d8": 8, "linear": 1}
+        stack = (base.get("preencoder_conf") or {}).get("stack", 1) if base.get("preencoder") == "stack" else 1
+        assert sub[stock["encoder_conf"]["input_layer"]] == stack * sub[base["encoder_conf"]["input_layer"]]
         assert stock["encoder_conf"]["num_blocks"] == (base["encoder_conf"]["num_blocks"]
                                                        + base["text_encoder_conf"]["num_blocks"])
-        assert all(mt[k] == base[k] for k in keys)  # the MT checkpoint initialises every salign row
+        assert all(mt.get(k) == base.get(k) for k in keys)  # the MT checkpoint initialises every salign row
