@@ -46,7 +46,7 @@ accuracy of the model's own modal network (0.5 = speech and text indistinguishab
 *R@1 top* the fraction of dev utterances whose pooled top T-enc speech representation retrieves its own transcript,
 *cos gap* the mean cosine of paired minus unpaired speech/text sentences, *CKA top* the linear CKA of the paired
 top representations. *train time* is the wall time of the model's own training (from its train.log; ≈: resumed
-run, sum of the logged epoch times), excluding the shared MT pre-training; *params* is ESPnet's count of all model
+run, sum of the logged epoch times; *N thr*: the CPU threads it ran on), excluding the shared MT pre-training; *params* is ESPnet's count of all model
 parameters (including a modal network)."""
 
 
@@ -109,8 +109,16 @@ def train_time(log: Path) -> Tuple[Optional[float], bool]:
     return (total, False) if total > 0 else (None, False)
 
 
-def fmt_time(seconds: Optional[float], exact: bool = True) -> str:
-    """``45 s``, ``12.3 min`` or ``2.50 h`` (prefixed with ≈ when not exact)."""
+def train_threads(log: Path) -> Optional[int]:
+    """The CPU threads the launcher gave the training job (``# Accounting: ... threads=N`` of its log), if logged."""
+    if not log.is_file():
+        return None
+    m = re.search(r"^# Accounting: .*threads=(\d+)", log.read_text(encoding="utf-8", errors="replace"), re.M)
+    return int(m.group(1)) if m else None
+
+
+def fmt_time(seconds: Optional[float], exact: bool = True, threads: Optional[int] = None) -> str:
+    """``45 s``, ``12.3 min`` or ``2.50 h`` (prefixed with ≈ when not exact; ``, N thr`` when known)."""
     if seconds is None:
         return MISSING
     if seconds < 120:
@@ -119,7 +127,8 @@ def fmt_time(seconds: Optional[float], exact: bool = True) -> str:
         s = f"{seconds / 60:.1f} min"
     else:
         s = f"{seconds / 3600:.2f} h"
-    return s if exact else f"≈{s}"
+    s = s if exact else f"≈{s}"
+    return f"{s}, {threads} thr" if threads else s
 
 
 _PARAMS = re.compile(r"Total Number of model parameters:\s*([0-9.]+)\s*([KMBG]?)")
@@ -187,7 +196,8 @@ def method_row(exp: Path, tag: str, test_set: str, train_set: str) -> Tuple[List
     row = [f"`{tag}`", DESCRIPTIONS.get(tag, ""),
            fmt(value(st, "bleu")), fmt(value(st_train, "bleu")), fmt(value(mt, "bleu")), fmt(value(asr, "wer")),
            *gap_cells(read_json(gap_path), gap_path),
-           fmt_time(seconds, exact), fmt_params(param_count(st_exp / "train.log"))]
+           fmt_time(seconds, exact, train_threads(st_exp / "train.log")),
+           fmt_params(param_count(st_exp / "train.log"))]
     return row, [r for r in (st, st_train, mt) if r is not None]
 
 
@@ -216,7 +226,8 @@ def compare_table(exp: Path, methods: Sequence[str], command: str, title: str, n
     lines += ["", LEGEND, ""]
     if mt_exp is not None:
         seconds, exact = train_time(mt_exp / "train.log")
-        lines += [f"Shared MT pre-training (`{mt_exp}`, initialises every salign row): {fmt_time(seconds, exact)}.",
+        lines += [f"Shared MT pre-training (`{mt_exp}`, initialises every salign row): "
+                  f"{fmt_time(seconds, exact, train_threads(mt_exp / 'train.log'))}.",
                   ""]
     sigs: Dict[str, List[str]] = {}
     for r in results:

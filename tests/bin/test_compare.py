@@ -97,7 +97,7 @@ def test_table_has_one_row_per_method_with_the_right_cells(exp, tmp_path, capsys
     assert list(rows) == ["baseline", "adversarial", "stock_espnet"]
     #            ST    ST-train  MT     WER    disc  R@1   cos     CKA   time    params
     assert rows["adversarial"][2:] == ["12.50", "37.50", "25.00", "27.50", "0.61", "0.38", "0.123", "0.46",
-                                       "5.0 min", "1.23 M"]
+                                       "5.0 min, 1 thr", "1.23 M"]
     assert rows["baseline"][6] == "–"  # no modal network
     stock = rows["stock_espnet"]
     assert stock[2:4] == ["7.25", "20.00"] and stock[4:10] == ["–"] * 6
@@ -154,6 +154,7 @@ def test_train_time_falls_back_to_timestamps_without_a_footer(tmp_path):
     assert compare.train_time(d / "train.log") == (115.0, True)  # 10:00:05 -> 10:02:00
     assert compare.train_time(tmp_path / "none.log") == (None, False)
     assert compare.fmt_time(None) == "–" and compare.fmt_time(30) == "30 s" and compare.fmt_time(9000) == "2.50 h"
+    assert compare.fmt_time(150, False, 2) == "≈2.5 min, 2 thr"
 
 
 STOCK_CONFIGS = sorted((REPO / "egs" / "mini_mustc" / "conf" / "compare").rglob("train_st_stock_espnet.yaml"))
