@@ -5,7 +5,8 @@ frontend, specaug, normalize, preencoder, encoder (A-enc), text_encoder (T-enc),
 Alignment methods are classes in ``salign/losses`` registered in ``align_choices``.
 
 Task options added to ESPnet's ST ones: ``--init_from_mt PATH`` (load an MT-pretrained checkpoint into the textual
-encoder, decoder and embeddings, printing which parameter groups were and were not initialised).
+encoder, decoder and embeddings, printing which parameter groups were and were not initialised) and ``--lr_scale``
+(a learning-rate factor per top-level module, e.g. a faster-learning fresh acoustic encoder).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from espnet2.tasks.st import STTask
 from espnet2.torch_utils.initialize import initialize
 from espnet2.train.class_choices import ClassChoices
 from espnet2.utils.get_default_kwargs import get_default_kwargs
+from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str_or_none
 
 from salign.losses.abs_align import AbsAlign
@@ -95,6 +97,37 @@ class SAlignSTTask(STTask):
                            help="MT-pretrained checkpoint (a .pth of this task trained on text) to initialise from")
         group.add_argument("--init_from_mt_modules", type=str, nargs="+", default=list(MT_MODULES),
                            help="parameter groups (top-level module names) taken from --init_from_mt")
+        group.add_argument("--lr_scale", action=NestedDictAction, default={},
+                           help="learning-rate factor per top-level module, e.g. {encoder: 4.0, speech_proj: 4.0}: "
+                                "freshly initialised parts (the acoustic encoder) learn faster than the MT-pretrained "
+                                "ones; the scheduler scales every group alike")
+
+    @classmethod
+    def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> List[torch.optim.Optimizer]:
+        """ESPnet's optimizer, with one parameter group per ``--lr_scale`` factor (lr x factor)."""
+        scale = dict(getattr(args, "lr_scale", None) or {})
+        if not scale:
+            return super().build_optimizers(args, model)
+        names = {n for n, _ in model.named_children()}
+        unknown = sorted(set(scale) - names)
+        if unknown:
+            raise InputError(f"--lr_scale names no module of the model: {', '.join(unknown)}",
+                             fix=f"use top-level module names: {', '.join(sorted(names))}")
+        from espnet2.tasks.abs_task import optim_classes
+
+        try:
+            scale = {k: float(v) for k, v in scale.items()}
+        except (TypeError, ValueError):
+            raise InputError(f"--lr_scale {scale}: factors must be numbers", fix="e.g. --lr_scale '{encoder: 4.0}'")
+        groups: Dict[float, List[torch.nn.Parameter]] = {}
+        for name, p in model.named_parameters():  # shared (tied) parameters once, under their first name
+            groups.setdefault(float(scale.get(name.split(".")[0], 1.0)), []).append(p)
+        conf = dict(args.optim_conf)
+        lr = conf.pop("lr", 1e-3)
+        params = [{"params": ps, "lr": lr * f} for f, ps in sorted(groups.items())]
+        logging.info("--lr_scale: %s", ", ".join(f"x{f}: {sum(p.numel() for p in ps)} parameters"
+                                                  for f, ps in sorted(groups.items())))
+        return [optim_classes[args.optim](params, lr=lr, **conf)]
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:

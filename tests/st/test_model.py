@@ -156,3 +156,21 @@ def test_a_wrongly_typed_knob_fails_at_build_time(tiny_data):
         build(tiny_data, "--align_conf", "mixup_start=abc")
     with pytest.raises(Exception, match="mt_weight"):
         build(tiny_data, "--model_conf", "mt_weight=high")
+
+
+def test_lr_scale_gives_modules_their_own_learning_rate(tiny_data):
+    parser = SAlignSTTask.get_parser()
+    base = ["--config", str(TEST_CONFIG), "--token_type", "word", "--src_token_type", "word", "--token_list",
+            str(tiny_data / "tokens.txt"), "--src_token_list", str(tiny_data / "tokens.txt"), "--input_size", "80",
+            "--optim", "adam", "--optim_conf", "lr=0.001"]
+    args = parser.parse_args(base + ["--lr_scale", "{encoder: 4.0, speech_proj: 4.0}"])
+    model = SAlignSTTask.build_model(args)
+    (opt,) = SAlignSTTask.build_optimizers(args, model)
+    by_lr = {g["lr"]: {id(p) for p in g["params"]} for g in opt.param_groups}
+    assert sorted(by_lr) == [0.001, 0.004]
+    assert {id(p) for p in model.encoder.parameters()} <= by_lr[0.004]
+    assert {id(p) for p in model.decoder.parameters()} <= by_lr[0.001]
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+    bad = parser.parse_args(base + ["--lr_scale", "encodr=4.0"])
+    with pytest.raises(Exception, match="encodr.*fix: use top-level module names"):
+        SAlignSTTask.build_optimizers(bad, SAlignSTTask.build_model(bad))
