@@ -119,15 +119,23 @@ class SAlignSTTask(STTask):
             scale = {k: float(v) for k, v in scale.items()}
         except (TypeError, ValueError):
             raise InputError(f"--lr_scale {scale}: factors must be numbers", fix="e.g. --lr_scale '{encoder: 4.0}'")
+        # a tied parameter (e.g. CTC output = source embedding) takes the factor of any module of it that has one
+        factor: Dict[int, float] = {}
+        params: Dict[int, torch.nn.Parameter] = {}
+        for name, p in model.named_parameters(remove_duplicate=False):
+            params.setdefault(id(p), p)
+            top = name.split(".")[0]
+            if top in scale or id(p) not in factor:
+                factor[id(p)] = scale.get(top, factor.get(id(p), 1.0))
         groups: Dict[float, List[torch.nn.Parameter]] = {}
-        for name, p in model.named_parameters():  # shared (tied) parameters once, under their first name
-            groups.setdefault(float(scale.get(name.split(".")[0], 1.0)), []).append(p)
+        for pid, p in params.items():
+            groups.setdefault(factor[pid], []).append(p)
         conf = dict(args.optim_conf)
         lr = conf.pop("lr", 1e-3)
-        params = [{"params": ps, "lr": lr * f} for f, ps in sorted(groups.items())]
+        param_groups = [{"params": ps, "lr": lr * f} for f, ps in sorted(groups.items())]
         logging.info("--lr_scale: %s", ", ".join(f"x{f}: {sum(p.numel() for p in ps)} parameters"
                                                   for f, ps in sorted(groups.items())))
-        return [optim_classes[args.optim](params, lr=lr, **conf)]
+        return [optim_classes[args.optim](param_groups, lr=lr, **conf)]
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:

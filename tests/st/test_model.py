@@ -174,3 +174,15 @@ def test_lr_scale_gives_modules_their_own_learning_rate(tiny_data):
     bad = parser.parse_args(base + ["--lr_scale", "encodr=4.0"])
     with pytest.raises(Exception, match="encodr.*fix: use top-level module names"):
         SAlignSTTask.build_optimizers(bad, SAlignSTTask.build_model(bad))
+
+
+def test_lr_scale_follows_a_tied_parameter_to_its_scaled_module(tiny_data):
+    parser = SAlignSTTask.get_parser()
+    args = parser.parse_args(["--config", str(TEST_CONFIG), "--token_type", "word", "--src_token_type", "word",
+                              "--token_list", str(tiny_data / "tokens.txt"), "--src_token_list",
+                              str(tiny_data / "tokens.txt"), "--input_size", "80", "--optim", "adam",
+                              "--optim_conf", "lr=0.001", "--lr_scale", "{src_embed: 2.0}"])
+    model = SAlignSTTask.build_model(args)
+    (opt,) = SAlignSTTask.build_optimizers(args, model)
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert lr_of[id(model.src_embed.weight)] == 0.002  # also the CTC output layer when tied
