@@ -185,10 +185,13 @@ trains on the same dumps, shapes and token list with the same batch, optimiser a
 ESPnet's MuST-C recipe and no MT pre-training; ESPnet decodes it as ST only, so its MT, ASR and gap cells are empty."
   learn="Learning size (the default mini corpus is too small to generalise): in a fresh copy of the recipe (it
 regenerates corpus/, data/ and dump/), \`./compare.sh --corpus_opts \"--n_train 2400 --n_dev 100 --n_tst 100
---n_mt_extra 2000 --nj 2\"\` (add \`--ngpu 1\` on a GPU). Expected cost on 2 CPU cores (estimated, not measured):
-~15 min for the corpus and features, ~45 min for the shared MT pre-training (4.4k sentences, 25 epochs), then per
-row ~1.5-3 h of training (2.4k utterances, 20 epochs of ~5-9 min; the mini corpus takes ~1 min per epoch) and
-~15 min of decoding and gap analysis, i.e. ~10-15 h for the five rows; on one GPU about an hour in total."
+--n_mt_extra 2000 --nj 2\" --jobs 2\` (add \`--ngpu 1\` on a GPU). The budget of conf/compare/: MT pre-training 10
+epochs on the 4.4k training + text-only sentences, then each row 6 epochs of the 2.4k utterances (900 updates of 16),
+40 ms encoder frames, no dropout. Measured on 2 CPU cores with \`--jobs 2\`: ~3.5 min for the corpus and features,
+~7.5 min for the MT pre-training, ~22 min of training per row on one thread plus ~3 min of decoding and analysis,
+two rows at a time: ~1.5 h in all. That is about half of the 40 minutes on 2 cores after which a 12.7M-parameter
+stock model was reported at 0.1-0.4 BLEU; more epochs (\`max_epoch\` in every conf/compare/train_st_*.yaml) buy
+more learning at a proportional cost."
   python -m salign.bin.compare --exp exp --out "${out}" --methods "${rows}" --command "${cmd}" \
     --mt_exp exp/mt_train_mt_compare --title "${title}" --note "${budget}" --note "${learn}"
 fi
