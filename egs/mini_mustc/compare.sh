@@ -14,7 +14,7 @@
 #
 #   ./compare.sh                                   # the mini recipe's corpus (as ./run.sh), ~2-3 h on 2 CPU cores
 #   ./compare.sh --debug true                      # tiny configs, a few steps: the whole comparison in minutes (CI)
-#   ./compare.sh --corpus_opts "--n_train 2400 --n_dev 100 --n_tst 100 --n_mt_extra 2000 --nj 2"  # learning size
+#   ./compare.sh --corpus_opts "--n_train 2400 --n_dev 100 --n_tst 100 --n_mt_extra 2000 --nj 2" --jobs 2  # learning size
 #   ./compare.sh --methods "baseline adversarial" --stock false --stage 2
 #   ./compare.sh --jobs 2                          # train/decode two rows at a time, each on nproc/2 threads
 # Options: --methods LIST, --stock true|false, --stage/--stop_stage 1..4 (the steps above), --test_sets LIST,
