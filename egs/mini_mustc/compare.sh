@@ -12,7 +12,7 @@
 # the same number of updates (ESPnet's max_epoch); the alignment losses cost extra time per update, which the table's
 # wall-time column shows. The stock model has the same batch/optimiser/epochs and a comparable size (params column).
 #
-#   ./compare.sh                                   # the mini recipe's corpus (as ./run.sh), ~2-3 h on 2 CPU cores
+#   ./compare.sh                                   # the mini recipe's corpus (as ./run.sh), ~15 min on 2 CPU cores
 #   ./compare.sh --debug true                      # tiny configs, a few steps: the whole comparison in minutes (CI)
 #   ./compare.sh --corpus_opts "--n_train 2400 --n_dev 100 --n_tst 100 --n_mt_extra 2000 --nj 2" --jobs 2  # learning size
 #   ./compare.sh --methods "baseline adversarial" --stock false --stage 2
