@@ -178,10 +178,12 @@ if step 4; then
   title="Alignment methods side by side (egs/mini_mustc, en-es)"
   [ "${debug}" = true ] && title="${title%)}; debug configs: shows that it runs, not which method is better)"
   epochs=$(grep -h '^max_epoch' "${cdir}/train_st_baseline.yaml")
+  stock_epochs=$(grep -h '^max_epoch' "${cdir}/train_st_stock_espnet.yaml")
   budget="Every salign row starts from the same MT pre-training (\`${mt_config}\`) and trains with the same model
 shape, batch, optimiser, schedule and ${epochs}, i.e. the same number of updates; only the alignment loss differs
 (configs: \`${cdir}/\`). The stock ESPnet row (\`espnet2.bin.st_train\`, ESPnetSTModel, \`local/stock_espnet.sh\`)
-trains on the same dumps, shapes and token list with the same batch, optimiser and epochs, ASR/MT weights as in
+trains on the same dumps, shapes and token list with the same batch and optimiser and ${stock_epochs} (the CPU
+time of a salign row: its epochs cost more, see ${cdir}/train_st_stock_espnet.yaml), ASR/MT weights as in
 ESPnet's MuST-C recipe and no MT pre-training; ESPnet decodes it as ST only, so its MT, ASR and gap cells are empty."
   learn="Learning size (the default mini corpus is too small to generalise): in a fresh copy of the recipe (it
 regenerates corpus/, data/ and dump/), \`./compare.sh --corpus_opts \"--n_train 2400 --n_dev 100 --n_tst 100
