@@ -74,6 +74,9 @@ def get_parser():
     group.add_argument("--incremental_cache", type=str2bool, default=True,
                        help="with --batched: cached Transformer decoder step (source keys/values computed once per "
                             "utterance); false: the decoder's own forward_one_step")
+    group.add_argument("--plan", default=None,
+                       help="run several decodes in this process: one shell-quoted option list per line of this "
+                            "file (each with its own --output_dir), added to the other options given")
     parser.set_defaults(batch_size=None)
     for action in parser._actions:
         if action.dest == "batch_size":
@@ -325,6 +328,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> None:
     """Command-line entry point."""
     print(get_commandline_args(), file=sys.stderr)
     cmd = list(sys.argv[1:] if cmd is None else cmd)
+    cmd = [x for a in cmd for x in (a.split("=", 1) if a.startswith("--plan=") else [a])]
     if "--plan" not in cmd:
         inference(get_parser().parse_args(cmd))
         return
