@@ -8,10 +8,26 @@ Two losses are computed in one optimizer step (no gradient reversal):
 * ``L_G`` -- binary cross-entropy of D on the **non-detached** outputs against 0.5 for both modalities, evaluated with
   detached copies of D's parameters, so that only the encoders learn from it and no D parameter gets its gradient.
 
+Both losses see the same items, one speech and one text sample per sentence. From ``mixup_start``, a share
+``mixup_batch_prob`` of batches is mixed: each sentence draws ``p ~ U(mixup_p_lo, mixup_p_hi)``, each shrunk position
+is replaced with probability p by ``sqrt(d)·E[c_t]`` (its CTC token's scaled embedding), and the mixed sequence,
+re-encoded by the textual encoder **with gradient**, *replaces* the speech sample in both terms (``L_D``: detached,
+label p; ``L_G``: target 0.5), so a mixed batch has no label-0 speech sample and the confusion gradient reaches the
+acoustic encoder, the textual encoder and the embedding table through the mixed input. Text noise (IMTL) works the
+same way per sentence: with probability ``text_noise_prob`` a transcript gets ``round(r·len)`` blanks inserted,
+``r ~ U(0, text_noise_max_ratio)``, and replaces its clean version (label 1 - r). ``mixup_mode: extra`` keeps the
+earlier salign behaviour (mixed/noised sequences as extra D-only samples computed without gradient; one text-noise
+draw per batch) for ablations.
+
+Reduction (``reduction: items``, official): each item's BCE is weighted by its length and the sum is divided by the
+number of items (2B at sentence level), as ``F.binary_cross_entropy_with_logits(weight=lengths, reduction="mean")``
+in the official code, so the losses are about mean-length times larger than a length-weighted mean
+(``reduction: weights``), and ``lambda_max: 4.0`` is calibrated against ESPnet's sentence-summed CE/CTC.
+
 The weight ``λ(u)`` is ``lambda_max`` until ``decay_start`` updates, then falls linearly to 0 at ``decay_end``; ``L_D``
 is scaled by ``d_scale·λ`` and gated on from ``d_start``, ``L_G`` by ``λ`` from ``g_start``. Defaults are the official
 full-scale MuST-C values (4.0, 25k, 45k, 1.5, 0, 1k; mix-up from 3k on 30% of batches with p ~ U(0, 1)); small runs
-need them scaled down (see ``conf/tuning``).
+need them scaled down (see ``egs/mini_mustc/conf``).
 """
 from __future__ import annotations
 
@@ -116,11 +132,23 @@ def insert_blanks(tokens: torch.Tensor, lengths: torch.Tensor, ratios: torch.Ten
     return padded, new_lengths
 
 
-def weighted_bce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Weighted mean of BCE-with-logits over all items (weights 0 are ignored)."""
+def weighted_bce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+                 reduction: str = "items") -> torch.Tensor:
+    """BCE-with-logits of every item, weighted, reduced as the official code or as a weighted mean.
+
+    ``items`` (official, ``F.binary_cross_entropy_with_logits(weight=w, reduction="mean")``): ``Σ w·bce / N`` with N
+    the number of real items (weight > 0); at sentence level the weight is the length, so the loss is about
+    mean-length times larger than a weighted mean. ``weights``: ``Σ w·bce / Σ w`` (a weighted mean).
+    """
     loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none")
     w = weights.float()
+    if reduction == "items":
+        return (loss * w).sum() / (w > 0).sum().clamp(min=1)
     return (loss * w).sum() / w.sum().clamp(min=1e-6)
+
+
+MIXUP_MODES = ("replace", "extra")
+REDUCTIONS = ("items", "weights")
 
 
 class AdversarialAlign(AbsAlign):
@@ -141,11 +169,12 @@ class AdversarialAlign(AbsAlign):
         d_scale: float = 1.5,
         d_start: int = 0,
         g_start: int = 1000,
+        reduction: str = "items",
         mixup_start: int = 3000,
         mixup_batch_prob: float = 0.3,
         mixup_p_lo: float = 0.0,
         mixup_p_hi: float = 1.0,
-        mixup_generator: bool = False,
+        mixup_mode: str = "replace",
         text_noise_prob: float = 0.0,
         text_noise_max_ratio: float = 0.3,
         speech_label: float = 0.0,
@@ -155,12 +184,17 @@ class AdversarialAlign(AbsAlign):
         super().__init__()
         if not 0.0 <= mixup_p_lo <= mixup_p_hi <= 1.0:
             raise ValueError(f"need 0 <= mixup_p_lo <= mixup_p_hi <= 1, got {mixup_p_lo}, {mixup_p_hi}")
+        if mixup_mode not in MIXUP_MODES:
+            raise ValueError(f"align_conf.mixup_mode must be one of {MIXUP_MODES}, got {mixup_mode!r}")
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"align_conf.reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.disc = ModalNetwork(dim, hidden, dropout, level, window, stride)
         self.lambda_max, self.decay_start, self.decay_end = lambda_max, decay_start, decay_end
         self.d_scale, self.d_start, self.g_start = d_scale, d_start, g_start
+        self.reduction = reduction
         self.mixup_start, self.mixup_batch_prob = mixup_start, mixup_batch_prob
         self.mixup_p = (mixup_p_lo, mixup_p_hi)
-        self.mixup_generator = mixup_generator
+        self.mixup_mode = mixup_mode
         self.text_noise_prob, self.text_noise_max_ratio = text_noise_prob, text_noise_max_ratio
         self.speech_label, self.text_label = speech_label, text_label
 
@@ -177,7 +211,7 @@ class AdversarialAlign(AbsAlign):
             logits.append(lg.reshape(-1))
             labels.append(label.view(-1, *([1] * (lg.dim() - 1))).expand_as(lg).reshape(-1))
             weights.append(w.reshape(-1))
-        return weighted_bce(torch.cat(logits), torch.cat(labels), torch.cat(weights))
+        return weighted_bce(torch.cat(logits), torch.cat(labels), torch.cat(weights), self.reduction)
 
     def generator_loss(self, items: List[Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """``L_G``: push D's output to 0.5 through frozen (detached) copies of D's parameters."""
@@ -188,53 +222,94 @@ class AdversarialAlign(AbsAlign):
             logits.append(lg.reshape(-1))
             weights.append(w.reshape(-1))
         lg = torch.cat(logits)
-        return weighted_bce(lg, torch.full_like(lg, 0.5), torch.cat(weights))
+        return weighted_bce(lg, torch.full_like(lg, 0.5), torch.cat(weights), self.reduction)
 
     def mixup(self, batch: AlignBatch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Mixed speech sequence re-encoded by the textual encoder; returns (output, labels p, replaced mask)."""
-        assert batch.speech_input is not None and batch.speech_tokens is not None
-        assert batch.embed is not None and batch.encode is not None
+        """Mixed speech sequence re-encoded by the textual encoder; returns (output, labels p, replaced mask).
+
+        With gradient in ``replace`` mode (official: the confusion loss reaches A-enc, T-enc and the embedding table
+        through the mixed input); under no-grad in the legacy ``extra`` mode.
+        """
+        if batch.speech_input is None or batch.speech_tokens is None or batch.embed is None or batch.encode is None:
+            raise ValueError("mix-up needs AlignBatch.speech_input, speech_tokens, embed and encode")
         lo, hi = self.mixup_p
         p = torch.empty(batch.speech.size(0), device=batch.speech.device).uniform_(lo, hi)
-        with torch.set_grad_enabled(self.mixup_generator and torch.is_grad_enabled()):
+        with torch.set_grad_enabled(self.mixup_mode == "replace" and torch.is_grad_enabled()):
             mixed, replaced = mix_inputs(batch.speech_input, batch.speech_tokens, p, batch.embed)
             out = batch.encode(mixed, batch.speech_lengths)
         return out, p, replaced
 
-    def text_noise(self, batch: AlignBatch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Transcripts with inserted blanks re-encoded; returns (output, lengths, labels 1 - r)."""
-        assert batch.text_tokens is not None and batch.embed is not None and batch.encode is not None
-        r = torch.empty(batch.text.size(0), device=batch.text.device).uniform_(0.0, self.text_noise_max_ratio)
-        with torch.no_grad():
-            noisy, lengths = insert_blanks(batch.text_tokens, batch.text_lengths, r, batch.blank_id)
+    def text_noise(self, batch: AlignBatch, ratios: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Transcripts with ``round(r_i·len_i)`` inserted blanks, re-encoded; returns (output, lengths)."""
+        if batch.text_tokens is None or batch.embed is None or batch.encode is None:
+            raise ValueError("text noise needs AlignBatch.text_tokens, embed and encode")
+        with torch.set_grad_enabled(self.mixup_mode == "replace" and torch.is_grad_enabled()):
+            noisy, lengths = insert_blanks(batch.text_tokens, batch.text_lengths, ratios, batch.blank_id)
             out = batch.encode(batch.embed(noisy.clamp(min=0)), lengths)
-        return out, lengths, 1.0 - r
+        return out, lengths
+
+    def _text_items(self, batch: AlignBatch, stats: Stats) -> List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Text-side (hidden, lengths, labels) items: the clean transcripts, some replaced by blank-noised ones."""
+        n = batch.text.size(0)
+        labels = batch.text.new_full((n,), self.text_label)
+        clean = [(batch.text, batch.text_lengths, labels)]
+        if not (self.training and batch.text_tokens is not None and self.text_noise_prob > 0):
+            return clean
+        if self.mixup_mode == "extra":  # legacy: one draw per batch, an extra D-only sample of every sentence
+            if random.random() >= self.text_noise_prob:
+                return clean
+            r = torch.empty(n, device=batch.text.device).uniform_(0.0, self.text_noise_max_ratio)
+            out, lengths = self.text_noise(batch, r)
+            stats["text_noised"] = batch.text.new_tensor(1.0)
+            return clean + [(out.detach(), lengths, 1.0 - r)]
+        # official: each sentence is noised with probability text_noise_prob and replaces its clean version
+        pick = torch.rand(n, device=batch.text.device) < self.text_noise_prob
+        stats["text_noised"] = pick.float().mean()
+        if not bool(pick.any()):
+            return clean
+        r = torch.empty(n, device=batch.text.device).uniform_(0.0, self.text_noise_max_ratio) * pick
+        sub = AlignBatch(speech=batch.speech, speech_lengths=batch.speech_lengths, text=batch.text[pick],
+                         text_lengths=batch.text_lengths[pick], num_updates=batch.num_updates,
+                         text_tokens=batch.text_tokens[pick], embed=batch.embed, encode=batch.encode,
+                         blank_id=batch.blank_id)
+        out, lengths = self.text_noise(sub, r[pick])
+        items = [(out, lengths, self.text_label - r[pick] * (self.text_label - self.speech_label))]
+        if not bool(pick.all()):
+            keep = ~pick
+            items.append((batch.text[keep], batch.text_lengths[keep], labels[keep]))
+        return items
 
     # -- the loss --------------------------------------------------------------------------------------------------
     def forward(self, batch: AlignBatch) -> Tuple[torch.Tensor, Stats]:
-        """Weighted ``d_scale·λ·L_D + λ·L_G`` with the warm-up gates, plus statistics."""
+        """Weighted ``d_scale·λ·L_D + λ·L_G`` with the warm-up gates, plus statistics.
+
+        ``L_D`` and ``L_G`` see the same items: the speech sample (in a mixed batch, ``replace`` mode: the mixed
+        sequence with label p instead) and the text sample (sentences drawn for text noise replaced by their noised
+        version, label 1 - r).
+        """
         u = batch.num_updates
         lam = self.weight(u)
         bsz = batch.speech.size(0)
-        s_lab = batch.speech.new_full((bsz,), self.speech_label)
-        t_lab = batch.text.new_full((batch.text.size(0),), self.text_label)
-        d_items = [(batch.speech, batch.speech_lengths, s_lab), (batch.text, batch.text_lengths, t_lab)]
-        g_items = [(batch.speech, batch.speech_lengths), (batch.text, batch.text_lengths)]
+        speech_item = (batch.speech, batch.speech_lengths, batch.speech.new_full((bsz,), self.speech_label))
         stats: Stats = {}
+        extra: List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
         mixed = 0.0
         if (self.training and u >= self.mixup_start and batch.speech_input is not None
                 and batch.speech_tokens is not None and random.random() < self.mixup_batch_prob):
             out, p, replaced = self.mixup(batch)
-            d_items.append((out, batch.speech_lengths, p))
-            if self.mixup_generator:
-                g_items.append((out, batch.speech_lengths))
+            # labels in U(c_st, c_mt): p = 0 is pure speech, p = 1 every position replaced by its token
+            lab = self.speech_label + p * (self.text_label - self.speech_label)
+            if self.mixup_mode == "replace":
+                speech_item = (out, batch.speech_lengths, lab)
+            else:
+                extra.append((out, batch.speech_lengths, lab))
             mixed = 1.0
             stats["mixup_replaced"] = replaced.float().sum() / batch.speech_lengths.sum().clamp(min=1)
         stats["mixup"] = batch.speech.new_tensor(mixed)
-        if self.training and batch.text_tokens is not None and random.random() < self.text_noise_prob:
-            out, lengths, labels = self.text_noise(batch)
-            d_items.append((out, lengths, labels))
+        text_items = self._text_items(batch, stats)
+        d_items = [speech_item, *text_items, *extra]
+        g_items = [(h, n) for h, n, _ in (speech_item, *text_items)]
 
         loss_d = self.discriminator_loss(d_items)
         loss_g = self.generator_loss(g_items)
@@ -242,11 +317,11 @@ class AdversarialAlign(AbsAlign):
         g_w = lam if u >= self.g_start else 0.0
         loss = d_w * loss_d + g_w * loss_g
 
-        with torch.no_grad():
+        with torch.no_grad():  # how well D separates the plain modalities (speech 0, text 1)
             acc = []
-            for h, lengths, label in d_items[:2]:
+            for h, lengths, target in ((batch.speech, batch.speech_lengths, False),
+                                       (batch.text, batch.text_lengths, True)):
                 lg, w = self.disc(h, lengths)
-                target = label.view(-1, *([1] * (lg.dim() - 1))) > 0.5
                 acc.append((((lg > 0) == target).float() * (w > 0).float()).sum() / (w > 0).float().sum())
         stats.update(loss_adv_d=loss_d.detach(), loss_adv_g=loss_g.detach(), adv_lambda=batch.speech.new_tensor(lam),
                      disc_acc=(acc[0] + acc[1]) / 2, disc_acc_speech=acc[0], disc_acc_text=acc[1])

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from salign.losses.abs_align import AlignBatch
 from salign.losses.adversarial import (AdversarialAlign, ModalNetwork, insert_blanks, lambda_schedule,
@@ -44,10 +45,10 @@ def test_generator_loss_trains_only_the_encoders():
 
 def test_generator_target_is_one_half():
     align = AdversarialAlign(DIM, dropout=0.0)
-    torch.nn.init.zeros_(align.disc.out.weight)  # logit 0 -> D outputs 0.5: L_G is at its minimum ln 2
+    torch.nn.init.zeros_(align.disc.out.weight)  # logit 0 -> D outputs 0.5: L_G is at its minimum
     h = torch.randn(2, 4, DIM, requires_grad=True)
     loss = align.generator_loss([(h, torch.tensor([4, 2]))])
-    assert loss.item() == pytest.approx(math.log(2.0), abs=1e-6)
+    assert loss.item() == pytest.approx(math.log(2.0) * (4 + 2) / 2, abs=1e-6)  # length-weighted, / items
     loss.backward()
     assert h.grad.abs().max() < 1e-6
 
@@ -117,19 +118,111 @@ def test_mix_inputs_replaces_only_real_positions_with_scaled_token_embeddings():
     assert 0.27 < rep.float().mean().item() < 0.33
 
 
-def test_mixup_labels_in_range_and_mixed_branch_only_feeds_the_discriminator():
+def mixing_setup(**conf):
     enc = torch.nn.Linear(DIM, DIM)
     emb = torch.nn.Embedding(10, DIM)
-    align = AdversarialAlign(DIM, dropout=0.0, mixup_start=0, mixup_batch_prob=1.0, mixup_p_lo=0.2, mixup_p_hi=0.4)
-    b = make_batch(enc, speech_input=torch.randn(3, 7, DIM), speech_tokens=torch.randint(0, 10, (3, 7)),
-                   encode=lambda x, n: enc(x), embed=lambda t: emb(t))
-    out, p, replaced = align.mixup(b)
-    assert torch.all((p >= 0.2) & (p <= 0.4))
-    assert not out.requires_grad, "mixed sequences feed only L_D (detached) unless mixup_generator is set"
+    align = AdversarialAlign(DIM, dropout=0.0, mixup_start=0, mixup_batch_prob=1.0, **conf)
+    b = make_batch(enc, speech_input=enc(torch.randn(3, 7, DIM)), speech_tokens=torch.randint(0, 10, (3, 7)),
+                   encode=lambda x, n: enc(x), embed=lambda t: emb(t), text_tokens=torch.randint(1, 10, (3, 5)))
+    return enc, emb, align, b
+
+
+def test_mixed_sequence_replaces_speech_in_both_losses_with_label_p():
+    """Official routing: in a mixed batch D sees (mixed, p) and (text, 1) -- no label-0 speech sample -- and L_G
+    pushes the same mixed sequence (not the plain speech) to 0.5."""
+    enc, emb, align, b = mixing_setup(mixup_p_lo=0.2, mixup_p_hi=0.4)
+    torch.manual_seed(5)
     loss, st = align(b)
+    torch.manual_seed(5)
+    out, p, _ = align.mixup(b)
+    assert torch.all((p >= 0.2) & (p <= 0.4))
+    ones = torch.ones(3)
+    want_d = align.discriminator_loss([(out, b.speech_lengths, p), (b.text, b.text_lengths, ones)])
+    want_g = align.generator_loss([(out, b.speech_lengths), (b.text, b.text_lengths)])
     assert st["mixup"].item() == 1.0
+    assert st["loss_adv_d"].item() == pytest.approx(want_d.item(), rel=1e-6)
+    assert st["loss_adv_g"].item() == pytest.approx(want_g.item(), rel=1e-6)
+    plain = align.discriminator_loss([(b.speech, b.speech_lengths, torch.zeros(3)), (b.text, b.text_lengths, ones)])
+    assert st["loss_adv_d"].item() != pytest.approx(plain.item(), rel=1e-3)
+
+
+def test_confusion_gradient_reaches_embeddings_and_encoder_through_the_mixed_input():
+    enc, emb, align, b = mixing_setup()
+    out, _, _ = align.mixup(b)
+    assert out.requires_grad, "the mixed sequence is re-encoded with gradient"
+    align.generator_loss([(out, b.speech_lengths)]).backward()
+    assert emb.weight.grad is not None and emb.weight.grad.abs().sum() > 0
+    assert enc.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in align.disc.parameters())
+
+
+def test_extra_mode_keeps_speech_and_adds_a_detached_mixed_sample():
+    """``mixup_mode: extra`` (earlier salign behaviour): speech keeps label 0, the mixed sequence is an extra
+    D-only sample computed without gradient."""
+    enc, emb, align, b = mixing_setup(mixup_mode="extra")
+    torch.manual_seed(5)
+    loss, st = align(b)
+    torch.manual_seed(5)
+    out, p, _ = align.mixup(b)
+    assert not out.requires_grad
+    want = align.discriminator_loss([(b.speech, b.speech_lengths, torch.zeros(3)),
+                                     (b.text, b.text_lengths, torch.ones(3)), (out, b.speech_lengths, p)])
+    assert st["loss_adv_d"].item() == pytest.approx(want.item(), rel=1e-6)
     loss.backward()
-    assert emb.weight.grad is None  # no generator gradient through the mixed branch
+    assert emb.weight.grad is None
+
+
+def test_generator_loss_is_bce_against_one_half():
+    """L_G = Σ w·BCE(logit, 0.5) / N for a discriminator with non-zero output: confusion, not label flipping."""
+    torch.manual_seed(3)
+    align = AdversarialAlign(DIM, dropout=0.0)
+    h, lengths = torch.randn(4, 6, DIM), torch.tensor([6, 5, 3, 1])
+    logits, w = align.disc(h, lengths)
+    assert logits.abs().min() > 1e-3
+    want = (w * (F.softplus(logits) - 0.5 * logits)).sum() / 4  # BCE-with-logits against 0.5
+    assert align.generator_loss([(h, lengths)]).item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_official_reduction_divides_by_the_number_of_items_not_the_weights():
+    torch.manual_seed(4)
+    h, lengths, labels = torch.randn(3, 9, DIM), torch.tensor([9, 4, 2]), torch.tensor([0.0, 1.0, 0.3])
+    official = AdversarialAlign(DIM, dropout=0.0)
+    mean = AdversarialAlign(DIM, dropout=0.0, reduction="weights")
+    mean.load_state_dict(official.state_dict())
+    logits, w = official.disc(h, lengths)
+    bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    assert official.discriminator_loss([(h, lengths, labels)]).item() == pytest.approx(
+        (w * bce).sum().item() / 3, rel=1e-6)
+    assert mean.discriminator_loss([(h, lengths, labels)]).item() == pytest.approx(
+        ((w * bce).sum() / w.sum()).item(), rel=1e-6)
+
+
+def test_noised_transcripts_replace_clean_ones_with_label_one_minus_r():
+    enc, emb, align, b = mixing_setup(text_noise_prob=1.0, text_noise_max_ratio=0.5)
+    align.mixup_batch_prob = 0.0
+    torch.manual_seed(7)
+    _, st = align(b)
+    torch.manual_seed(7)
+    torch.rand(3)  # the per-sentence draw
+    r = torch.empty(3).uniform_(0.0, 0.5)
+    out, lengths = align.text_noise(b, r)
+    assert out.requires_grad
+    want = align.discriminator_loss([(b.speech, b.speech_lengths, torch.zeros(3)), (out, lengths, 1.0 - r)])
+    assert st["text_noised"].item() == 1.0
+    assert st["loss_adv_d"].item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_text_noise_is_drawn_per_sentence():
+    torch.manual_seed(0)
+    enc = torch.nn.Linear(DIM, DIM)
+    emb = torch.nn.Embedding(10, DIM)
+    align = AdversarialAlign(DIM, dropout=0.0, mixup_batch_prob=0.0, text_noise_prob=0.5)
+    n = 64
+    b = AlignBatch(speech=enc(torch.randn(n, 7, DIM)), speech_lengths=torch.full((n,), 7),
+                   text=enc(torch.randn(n, 5, DIM)), text_lengths=torch.full((n,), 5), num_updates=10_000,
+                   text_tokens=torch.randint(1, 10, (n, 5)), encode=lambda x, k: enc(x), embed=lambda t: emb(t))
+    shares = [align(b)[1]["text_noised"].item() for _ in range(5)]
+    assert all(0.2 < s < 0.8 for s in shares), shares
 
 
 def test_insert_blanks():
