@@ -87,7 +87,10 @@ class SAlignSTModel(AbsESPnetModel):
         tie_ctc: bool = True,
         input_dropout: float = 0.1,
         st_start: int = 0,
+        asr_task_weight: float = 0.0,
         asr_stop: int = 0,
+        shrink_start: int = 0,
+        freeze_encoder_updates: int = 0,
         ignore_id: int = -1,
         sym_blank: str = "<blank>",
         sym_sos: str = "<sos/eos>",
@@ -96,9 +99,17 @@ class SAlignSTModel(AbsESPnetModel):
     ) -> None:
         """Assemble the model; the arguments after ``st_ctc`` are ``model_conf`` in the YAML.
 
-        Weights: ``st_weight``·CE(target | speech) + ``asr_weight``·CTC(transcript | speech) + ``mt_weight``·CE(target |
-        transcript) + ``st_ctc_weight``·CTC(target | speech) + the alignment module's own weighted loss. ``st_start``:
-        update from which the ST cross-entropy is on; ``asr_stop``: update after which CTC is off (0: never).
+        Loss (method.md, official values in ``conf/train_st_salign.yaml``)::
+
+            L_ST  = st_weight·CE(target | speech) + asr_weight·CTC(transcript | speech)     from update st_start
+            L_ASR = asr_task_weight·CTC(transcript | speech)                               until update asr_stop (0: never)
+            L_MT  = mt_weight·CE(target | transcript)
+            + st_ctc_weight·CTC(target | speech) + the alignment module's own weighted loss
+
+        ``shrink_start``: update from which CTC shrink is applied (before it, in training and validation alike, the
+        textual encoder sees every acoustic frame). ``freeze_encoder_updates``: the acoustic front end (frontend,
+        pre-encoder, encoder) runs under no-grad (frozen, its forward paid once) for that many updates.
+        Updates are counted from 0: the first optimizer step's micro-batches all see update 0.
         """
         super().__init__()
         dim = text_encoder.output_size()
@@ -114,7 +125,12 @@ class SAlignSTModel(AbsESPnetModel):
         self.st_weight, self.asr_weight, self.mt_weight = st_weight, asr_weight, mt_weight
         self.st_ctc_weight = st_ctc_weight
         self.shrink, self.shrink_sample = shrink, shrink_sample
-        self.st_start, self.asr_stop = st_start, asr_stop
+        for name, value in (("st_start", st_start), ("asr_stop", asr_stop), ("shrink_start", shrink_start),
+                            ("freeze_encoder_updates", freeze_encoder_updates)):
+            if value < 0:
+                raise ValueError(f"model_conf.{name} must be >= 0 updates, got {value}")
+        self.st_start, self.asr_stop, self.asr_task_weight = st_start, asr_stop, asr_task_weight
+        self.shrink_start, self.freeze_encoder_updates = shrink_start, freeze_encoder_updates
         self.extract_feats_in_collect_stats = extract_feats_in_collect_stats
         # attributes espnet2.bin.st_inference.Speech2Text reads
         self.use_multidecoder = False
@@ -156,7 +172,7 @@ class SAlignSTModel(AbsESPnetModel):
         self.criterion = LabelSmoothingLoss(size=vocab_size, padding_idx=ignore_id, smoothing=lsm_weight,
                                             normalize_length=length_normalized_loss)
         # forward passes in training; updates = forwards // accum_grad (set by the task). Saved with checkpoints so
-        # that a resumed run continues its schedules.
+        # that a resumed run continues its schedules (and broadcast from rank 0 under DDP).
         self.register_buffer("forward_count", torch.zeros((), dtype=torch.long))
         self.accum_grad = 1
 
@@ -166,6 +182,13 @@ class SAlignSTModel(AbsESPnetModel):
         """Optimizer updates so far (training forward passes / accum_grad)."""
         return int(self.forward_count.item()) // max(1, self.accum_grad)
 
+    def ctc_weight_at(self, u: int) -> float:
+        """Weight of CTC(transcript | speech) at update ``u``: L_ST's share from ``st_start`` + L_ASR's until ``asr_stop``."""
+        w = self.asr_weight if u >= self.st_start else 0.0
+        if self.asr_stop <= 0 or u < self.asr_stop:
+            w += self.asr_task_weight
+        return w
+
     # ------------------------------------------------------------------------------------------------ encoders
     def _extract_feats(self, speech: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         speech = speech[:, : lengths.max()]
@@ -173,8 +196,23 @@ class SAlignSTModel(AbsESPnetModel):
             return self.frontend(speech, lengths)
         return speech, lengths
 
+    def encoder_frozen(self) -> bool:
+        """True while the acoustic front end is frozen (training, fewer than ``freeze_encoder_updates`` updates)."""
+        return self.training and self.num_updates < self.freeze_encoder_updates
+
+    def shrink_active(self) -> bool:
+        """True when CTC shrink applies now (``shrink`` on and at least ``shrink_start`` updates done)."""
+        return self.shrink and self.num_updates >= self.shrink_start
+
     def encode_speech(self, speech: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Acoustic encoder: features (+SpecAugment in training, normalisation) -> A-enc output."""
+        """Acoustic encoder: features (+SpecAugment in training, normalisation) -> A-enc output.
+
+        While :meth:`encoder_frozen`, the whole front end runs under no-grad: no activations are kept for backward.
+        """
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen()):
+            return self._encode_speech(speech, lengths)
+
+    def _encode_speech(self, speech: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         with _no_autocast(speech.device.type):
             feats, flens = self._extract_feats(speech, lengths)
             if self.specaug is not None and self.training:
@@ -193,7 +231,7 @@ class SAlignSTModel(AbsESPnetModel):
         """A-enc output -> textual-encoder input of the speech branch, its lengths and CTC tokens per position."""
         log_probs = self.ctc.log_softmax(aenc)
         tokens = frame_tokens(log_probs.detach(), sample=self.training and self.shrink_sample)
-        if self.shrink:
+        if self.shrink_active():
             feats, lengths, tokens = ctc_shrink(aenc, alens, tokens)
         else:
             feats, lengths = aenc, alens
@@ -251,9 +289,8 @@ class SAlignSTModel(AbsESPnetModel):
         """Multi-task loss on one batch; ``speech`` absent means an MT-only (text) batch."""
         if speech is None and src_text is None:
             raise ValueError("a training batch needs `speech` or `src_text` (check --train_data_path_and_name_and_type)")
-        if self.training:
-            self.forward_count += 1
-        u = self.num_updates
+        u = self.num_updates  # updates done before this one (the clock moves at the end of a training forward)
+        st_on = u >= self.st_start
         text = text[:, : text_lengths.max()]
         if src_text is not None:
             src_text = src_text[:, : src_text_lengths.max()]
@@ -265,16 +302,22 @@ class SAlignSTModel(AbsESPnetModel):
         s_layers: List[torch.Tensor] = []
         if speech is not None:
             aenc, alens = self.encode_speech(speech, speech_lengths)
-            if src_text is not None and self.asr_weight > 0 and (self.asr_stop <= 0 or u < self.asr_stop):
+            ctc_w = self.ctc_weight_at(u)
+            if src_text is not None and (ctc_w > 0 or (not self.training and self.asr_weight + self.asr_task_weight > 0)):
                 loss_asr = self.ctc(aenc, alens, src_text, src_text_lengths)
-                loss = loss + self.asr_weight * loss_asr
+                loss = loss + ctc_w * loss_asr
                 stats["loss_asr"] = loss_asr.detach()
             s_in, s_lens, s_tok = self.speech_input(aenc, alens)
             s_out, s_layers = self.text_encode(s_in, s_lens, need_layers)
-            if self.st_weight > 0 and u >= self.st_start:
+            if self.st_weight > 0 and (st_on or not self.training):
                 loss_st, acc_st = self.decoder_loss(s_out, s_lens, text, text_lengths)
-                loss = loss + self.st_weight * loss_st
-                stats.update(loss_st=loss_st.detach(), acc_st=acc_st, acc=acc_st)
+                if st_on:
+                    loss = loss + self.st_weight * loss_st
+                # `acc` selects and averages checkpoints: always the ST accuracy, 0 while the ST loss is off (a
+                # checkpoint whose ST path was never trained must not win on its MT-pretrained accuracy)
+                stats.update(loss_st=loss_st.detach(), acc_st=acc_st, acc=acc_st if st_on else acc_st.new_zeros(()))
+            elif self.st_weight > 0:
+                stats["acc"] = loss.new_zeros(())
             if self.st_ctc is not None and self.st_ctc_weight > 0:
                 loss_st_ctc = self.st_ctc(s_out, s_lens, text, text_lengths)
                 loss = loss + self.st_ctc_weight * loss_st_ctc
@@ -290,7 +333,8 @@ class SAlignSTModel(AbsESPnetModel):
                 loss_mt, acc_mt = self.decoder_loss(t_out, src_text_lengths, text, text_lengths)
                 loss = loss + self.mt_weight * loss_mt
                 stats.update(loss_mt=loss_mt.detach(), acc_mt=acc_mt)
-                stats.setdefault("acc", acc_mt)
+                if speech is None:  # MT-only batch (MT pre-training): its accuracy is the MT one
+                    stats["acc"] = acc_mt
 
         if use_align:
             batch = AlignBatch(speech=s_out, speech_lengths=s_lens, text=t_out, text_lengths=src_text_lengths,
@@ -303,6 +347,8 @@ class SAlignSTModel(AbsESPnetModel):
             stats["loss_align"] = loss_align.detach()
             stats.update(align_stats)
 
+        if self.training:
+            self.forward_count += 1
         stats["loss"] = loss.detach()
         batch_size = text.size(0)
         loss, stats, weight = force_gatherable((loss, stats, batch_size), loss.device)

@@ -186,3 +186,90 @@ def test_lr_scale_follows_a_tied_parameter_to_its_scaled_module(tiny_data):
     (opt,) = SAlignSTTask.build_optimizers(args, model)
     lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
     assert lr_of[id(model.src_embed.weight)] == 0.002  # also the CTC output layer when tied
+
+
+def test_update_clock_starts_at_zero(tiny_data):
+    """The first optimizer update is update 0 for every one of its micro-batches (accum_grad 2: 0, 0, 1, 1)."""
+    model = build(tiny_data, "--accum_grad", "2", "--model_conf", "st_start=1").train()
+    b = batch(tiny_data)
+    seen = []
+    for _ in range(4):
+        _, stats, _ = model(**b)
+        seen.append("loss_st" in stats)
+    assert seen == [False, False, True, True]
+
+
+def test_st_loss_off_before_st_start_but_acc_is_always_st(tiny_data):
+    """Before st_start the ST loss is off; `acc` (checkpoint selection) is 0 then, never the MT accuracy; after it,
+    `acc` is the ST accuracy. Validation reports the real ST accuracy as acc_st."""
+    model = build(tiny_data, "--model_conf", "st_start=5").train()
+    b = batch(tiny_data)
+    _, stats, _ = model(**b)
+    assert "loss_st" not in stats and stats["acc"].item() == 0.0 and "acc_mt" in stats
+    model.eval()
+    with torch.no_grad():
+        _, stats, _ = model(**b)
+    assert "acc_st" in stats and stats["acc"].item() == 0.0
+    model.forward_count.fill_(5)
+    with torch.no_grad():
+        _, stats, _ = model(**b)
+    assert stats["acc"].item() == stats["acc_st"].item()
+    _, stats, _ = model(text=b["text"], text_lengths=b["text_lengths"], src_text=b["src_text"],
+                        src_text_lengths=b["src_text_lengths"])
+    assert stats["acc"].item() == stats["acc_mt"].item()  # MT pre-training selects on MT accuracy
+
+
+def test_full_config_no_checkpoint_before_st_start_can_win(tiny_data):
+    """conf/train_st_salign.yaml (official schedules): a validation before st_start reports acc 0, so ESPnet's
+    best/average selection on valid.acc cannot pick a checkpoint whose ST path was never trained."""
+    import yaml
+
+    from tests.conftest import REPO
+
+    full = REPO / "conf" / "train_st_salign.yaml"
+    st_start = yaml.safe_load(full.read_text())["model_conf"]["st_start"]
+    assert st_start > 0 and "acc" in [c[1] for c in yaml.safe_load(full.read_text())["best_model_criterion"]]
+    model = build(tiny_data, "--config", str(full)).eval()
+    b = batch(tiny_data, n=2)
+    for u, trained in ((0, False), (st_start - 1, False), (st_start, True)):
+        model.forward_count.fill_(u * model.accum_grad)
+        with torch.no_grad():
+            _, stats, _ = model(**b)
+        assert (stats["acc"].item() == stats["acc_st"].item()) if trained else stats["acc"].item() == 0.0
+
+
+def test_ctc_weight_schedule(tiny_data):
+    """CTC(transcript | speech): L_ST's share (asr_weight) from st_start, plus L_ASR (asr_task_weight) until asr_stop."""
+    model = build(tiny_data, "--model_conf", "st_start=3000", "--model_conf", "asr_weight=0.3",
+                  "--model_conf", "asr_task_weight=1.0", "--model_conf", "asr_stop=15000")
+    assert [model.ctc_weight_at(u) for u in (0, 2999, 3000, 14999, 15000)] == pytest.approx([1.0, 1.0, 1.3, 1.3, 0.3])
+    model = build(tiny_data, "--model_conf", "st_start=1", "--model_conf", "asr_weight=0.3").train()
+    _, stats, _ = model(**batch(tiny_data))
+    assert "loss_asr" not in stats  # update 0: neither term is on
+
+
+def test_shrink_starts_at_shrink_start(tiny_data):
+    model = build(tiny_data, "--model_conf", "shrink=true", "--model_conf", "shrink_start=1").eval()
+    b = batch(tiny_data)
+    with torch.no_grad():
+        _, lens = model.encode(b["speech"], b["speech_lengths"])
+        _, alens = model.encode_speech(b["speech"], b["speech_lengths"])
+    assert torch.equal(lens, alens)  # validation before shrink_start: no shrink either (no train/eval mismatch)
+    model.train()
+    _, stats, _ = model(**b)
+    assert stats["shrink_ratio"].item() == 1.0  # update 0: every A-enc frame reaches T-enc
+    _, stats, _ = model(**b)
+    assert stats["shrink_ratio"].item() < 1.0
+
+
+def test_acoustic_front_end_frozen_for_the_first_updates(tiny_data):
+    model = build(tiny_data, "--model_conf", "freeze_encoder_updates=1").train()
+    b = batch(tiny_data)
+    loss, _, _ = model(**b)
+    loss.backward()
+    assert all(p.grad is None for p in model.encoder.parameters()), "A-enc frozen at update 0"
+    assert model.text_encoder.encoders[0].self_attn.linear_q.weight.grad.abs().sum() > 0
+    model.zero_grad()
+    loss, _, _ = model(**b)  # update 1
+    loss.backward()
+    assert model.encoder.encoders[0].self_attn.linear_q.weight.grad.abs().sum() > 0
