@@ -207,9 +207,16 @@ class SAlignSTModel(AbsESPnetModel):
     def encode_speech(self, speech: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Acoustic encoder: features (+SpecAugment in training, normalisation) -> A-enc output.
 
-        While :meth:`encoder_frozen`, the whole front end runs under no-grad: no activations are kept for backward.
+        While :meth:`encoder_frozen`, the front end runs under no-grad (no activations kept for backward). An encoder
+        with a ``backbone_frozen()`` context (e.g. ``hubert``: its pre-trained model frozen, its projection to the
+        model width trained, as the official code) decides itself which part is frozen.
         """
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen()):
+        if not self.encoder_frozen():
+            return self._encode_speech(speech, lengths)
+        if hasattr(self.encoder, "backbone_frozen") and self.frontend is None and self.preencoder is None:
+            with self.encoder.backbone_frozen():
+                return self._encode_speech(speech, lengths)
+        with torch.no_grad():
             return self._encode_speech(speech, lengths)
 
     def _encode_speech(self, speech: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

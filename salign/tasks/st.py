@@ -33,13 +33,15 @@ from salign.losses.adversarial import AdversarialAlign
 from salign.losses.composite import CompositeAlign
 from salign.losses.contrastive import ContrastiveAlign
 from salign.losses.ot import OTAlign
+from salign.st.hubert import HuBERTEncoder
 from salign.st.model import SAlignSTModel
 from salign.st.stack import FrameStack
 from salign.utils.io import InputError
 
 # A-enc and decoder: ESPnet's classes, with transformer defaults instead of ESPnet's RNN ones
 encoder_choices = ClassChoices(
-    "encoder", classes=espnet_st.encoder_choices.classes, type_check=AbsEncoder, default="transformer")
+    "encoder", classes=dict(espnet_st.encoder_choices.classes, hubert=HuBERTEncoder), type_check=AbsEncoder,
+    default="transformer")
 decoder_choices = ClassChoices(
     "decoder", classes=espnet_st.decoder_choices.classes, type_check=AbsDecoder, default="transformer")
 text_encoder_choices = ClassChoices(
@@ -185,6 +187,11 @@ class SAlignSTTask(STTask):
             preencoder = preencoder_choices.get_class(args.preencoder)(**pconf)
             input_size = preencoder.output_size()
         encoder = encoder_choices.get_class(args.encoder)(input_size=input_size, **args.encoder_conf)
+        if isinstance(encoder, HuBERTEncoder) and not cls._building_from_file:
+            # config.yaml (written after this) rebuilds the architecture without the pre-trained checkpoint file:
+            # the trained weights come from the model file, so a packed or copied model decodes anywhere
+            conf = {k: v for k, v in args.encoder_conf.items() if k != "checkpoint"}
+            args.encoder_conf = {**conf, **encoder.standalone_conf()}
 
         tconf = dict(args.text_encoder_conf)
         dim = tconf.pop("output_size", encoder.output_size())
