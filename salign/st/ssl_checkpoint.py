@@ -24,7 +24,7 @@ import re
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -139,6 +139,29 @@ def _conv_layers(spec: Any, path: Path) -> List[Tuple[int, int, int]]:
     return [tuple(map(int, x)) for x in eval(spec, {"__builtins__": {}}, {})]  # digits and list operators only
 
 
+# torchaudio ``wav2vec2_model`` argument: (type, fairseq name, fairseq default, Hugging Face name, HF default)
+ENCODER_FIELDS = {
+    "encoder_embed_dim": (int, "encoder_embed_dim", 768, "hidden_size", 768),
+    "encoder_projection_dropout": (float, "dropout_input", 0.0, "feat_proj_dropout", 0.0),
+    "encoder_pos_conv_kernel": (int, "conv_pos", 128, "num_conv_pos_embeddings", 128),
+    "encoder_pos_conv_groups": (int, "conv_pos_groups", 16, "num_conv_pos_embedding_groups", 16),
+    "encoder_num_layers": (int, "encoder_layers", 12, "num_hidden_layers", 12),
+    "encoder_num_heads": (int, "encoder_attention_heads", 12, "num_attention_heads", 12),
+    "encoder_attention_dropout": (float, "attention_dropout", 0.1, "attention_dropout", 0.1),
+    "encoder_ff_interm_features": (int, "encoder_ffn_embed_dim", 3072, "intermediate_size", 3072),
+    "encoder_ff_interm_dropout": (float, "activation_dropout", 0.0, "activation_dropout", 0.1),
+    "encoder_dropout": (float, "dropout", 0.1, "hidden_dropout", 0.1),
+    "encoder_layer_norm_first": (bool, "layer_norm_first", False, "do_stable_layer_norm", False),
+    "encoder_layer_drop": (float, "encoder_layerdrop", 0.0, "layerdrop", 0.1),
+}
+
+
+def _encoder_fields(cfg: Dict[str, Any], hf: bool) -> Dict[str, Any]:
+    """The transformer part of the architecture from a fairseq (``hf`` False) or Hugging Face config."""
+    return {arg: typ(cfg.get(*((hf_name, hf_default) if hf else (fs_name, fs_default))))
+            for arg, (typ, fs_name, fs_default, hf_name, hf_default) in ENCODER_FIELDS.items()}
+
+
 def fairseq_arch(model_cfg: Dict[str, Any], path: Path) -> Dict[str, Any]:
     """torchaudio ``wav2vec2_model`` arguments from a fairseq HuBERT/wav2vec 2.0 model config (fairseq defaults)."""
     g = model_cfg.get
@@ -153,19 +176,23 @@ def fairseq_arch(model_cfg: Dict[str, Any], path: Path) -> Dict[str, Any]:
         extractor_conv_layer_config=_conv_layers(
             g("conv_feature_layers", "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"), path),
         extractor_conv_bias=bool(g("conv_bias", False)),
-        encoder_embed_dim=int(g("encoder_embed_dim", 768)),
-        encoder_projection_dropout=float(g("dropout_input", 0.0)),
-        encoder_pos_conv_kernel=int(g("conv_pos", 128)),
-        encoder_pos_conv_groups=int(g("conv_pos_groups", 16)),
-        encoder_num_layers=int(g("encoder_layers", 12)),
-        encoder_num_heads=int(g("encoder_attention_heads", 12)),
-        encoder_attention_dropout=float(g("attention_dropout", 0.1)),
-        encoder_ff_interm_features=int(g("encoder_ffn_embed_dim", 3072)),
-        encoder_ff_interm_dropout=float(g("activation_dropout", 0.0)),
-        encoder_dropout=float(g("dropout", 0.1)),
-        encoder_layer_norm_first=bool(g("layer_norm_first", False)),
-        encoder_layer_drop=float(g("encoder_layerdrop", 0.0)),
+        **_encoder_fields(model_cfg, hf=False),
     )
+
+
+def _rename(state: Dict[str, torch.Tensor], rename: Callable[[str], Optional[str]],
+            path: Path) -> Dict[str, torch.Tensor]:
+    """``state`` under torchaudio's names (``rename`` gives None for an unused head, KeyError for a stranger)."""
+    converted: Dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        try:
+            new = rename(key)
+        except KeyError:
+            raise InputError(f"unexpected parameter {key!r}: not a HuBERT/wav2vec 2.0 encoder", path,
+                             fix=_FIX) from None
+        if new is not None:
+            converted[new] = value
+    return converted
 
 
 def fairseq_to_torchaudio_key(key: str) -> Optional[str]:
@@ -203,15 +230,7 @@ def _load_fairseq(path: Path) -> SSLCheckpoint:
             model_cfg = task_cfg = inner
         state = {k[len("w2v_encoder."):]: v for k, v in state.items() if k.startswith("w2v_encoder.")}
     arch = fairseq_arch(model_cfg, path)
-    converted: Dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        try:
-            new = fairseq_to_torchaudio_key(key)
-        except KeyError:
-            raise InputError(f"unexpected parameter {key!r}: not a HuBERT/wav2vec 2.0 encoder", path,
-                             fix=_FIX) from None
-        if new is not None:
-            converted[new] = value
+    converted = _rename(state, fairseq_to_torchaudio_key, path)
     _identity_projection(converted, arch)
     return SSLCheckpoint(arch, converted, bool(task_cfg.get("normalize", False)), "fairseq")
 
@@ -270,18 +289,7 @@ def huggingface_arch(cfg: Dict[str, Any], path: Path) -> Dict[str, Any]:
                                                            g("conv_kernel", (10, 3, 3, 3, 3, 2, 2)),
                                                            g("conv_stride", (5, 2, 2, 2, 2, 2, 2)))],
         extractor_conv_bias=bool(g("conv_bias", False)),
-        encoder_embed_dim=int(g("hidden_size", 768)),
-        encoder_projection_dropout=float(g("feat_proj_dropout", 0.0)),
-        encoder_pos_conv_kernel=int(g("num_conv_pos_embeddings", 128)),
-        encoder_pos_conv_groups=int(g("num_conv_pos_embedding_groups", 16)),
-        encoder_num_layers=int(g("num_hidden_layers", 12)),
-        encoder_num_heads=int(g("num_attention_heads", 12)),
-        encoder_attention_dropout=float(g("attention_dropout", 0.1)),
-        encoder_ff_interm_features=int(g("intermediate_size", 3072)),
-        encoder_ff_interm_dropout=float(g("activation_dropout", 0.1)),
-        encoder_dropout=float(g("hidden_dropout", 0.1)),
-        encoder_layer_norm_first=bool(g("do_stable_layer_norm", False)),
-        encoder_layer_drop=float(g("layerdrop", 0.1)),
+        **_encoder_fields(cfg, hf=True),
     )
 
 
@@ -319,14 +327,6 @@ def _load_huggingface(path: Path) -> SSLCheckpoint:
                  else torch.load(weights, map_location="cpu", weights_only=True))
     except Exception as exc:
         raise InputError(f"unreadable weights ({type(exc).__name__}: {str(exc)[:120]})", weights, fix=_FIX) from None
-    converted = {}
-    for key, value in state.items():
-        try:
-            new = huggingface_to_torchaudio_key(key)
-        except KeyError:
-            raise InputError(f"unexpected parameter {key!r}: not a HuBERT/wav2vec 2.0 model", weights,
-                             fix=_FIX) from None
-        if new is not None:
-            converted[new] = value
+    converted = _rename(state, huggingface_to_torchaudio_key, weights)
     pre = read_json("preprocessor_config.json") if (path / "preprocessor_config.json").is_file() else {}
     return SSLCheckpoint(arch, converted, bool(pre.get("do_normalize", False)), "huggingface")
