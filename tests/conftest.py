@@ -45,6 +45,19 @@ def train_args(root: Path, out: Path, speech: bool = True, config: Path = TEST_C
             *data_args("train", root, speech), *data_args("valid", root, speech)]
 
 
+def cli_error(capsys, main, argv: Sequence[str]) -> str:
+    """Run a tool's ``main`` as its command line does (``run_cli``) on bad input: it must exit with status 2 after
+    one ``ERROR [tool]: ...`` line on stderr, which is returned."""
+    from salign.utils.io import run_cli
+
+    with pytest.raises(SystemExit) as exc:
+        run_cli(main, list(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("ERROR ["), err
+    return err
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """12 synthetic utterances (features, transcripts, translations) and a joint char token list."""

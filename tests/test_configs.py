@@ -26,19 +26,32 @@ def test_there_are_configs():
     assert {"train", "decode"} <= kinds, CONFIGS
 
 
+@pytest.fixture(scope="module")
+def tiny_ssl_checkpoint(tmp_path_factory) -> Path:
+    """A tiny HuBERT in fairseq's checkpoint format, for configs with ``encoder: hubert``."""
+    from salign.testing.tiny_ssl import save_fairseq, tiny_hubert
+
+    return save_fairseq(tiny_hubert(), tmp_path_factory.mktemp("ssl") / "hubert_tiny.pt")
+
+
 @pytest.mark.parametrize("path", [p for p in CONFIGS if kind(p) == "train"], ids=lambda p: str(p.relative_to(REPO)))
-def test_training_config_builds_its_model(path, tiny_data):
+def test_training_config_builds_its_model(path, tiny_data, tiny_ssl_checkpoint):
     from espnet2.tasks.st import STTask
 
     from salign.tasks.st import SAlignSTTask
 
+    conf = yaml.safe_load(path.read_text()) or {}
     # the comparison recipe's stock-ESPnet rows are ESPnet's own ST task
-    task = SAlignSTTask if "text_encoder" in (yaml.safe_load(path.read_text()) or {}) else STTask
+    task = SAlignSTTask if "text_encoder" in conf else STTask
     tokens = str(tiny_data / "tokens.txt")
     base = ["--config", str(path), "--token_list", tokens, "--src_token_list", tokens, "--token_type", "word",
             "--src_token_type", "word"]
-    # parsing rejects unknown top-level keys (what --print_config checks); building the model checks the rest
-    args = task.get_parser().parse_args(base + ["--input_size", "80"])
+    # parsing rejects unknown top-level keys (what --print_config checks); building the model checks the rest.
+    # A config for raw audio (--feats_type raw) chooses its input itself: a frontend, or input_size for the wave.
+    raw = "frontend" in conf or "input_size" in conf
+    if conf.get("encoder") == "hubert":  # its checkpoint is a placeholder path: a tiny HuBERT stands in
+        base += ["--encoder_conf", f"checkpoint={tiny_ssl_checkpoint}"]
+    args = task.get_parser().parse_args(base + ([] if raw else ["--input_size", "80"]))
     model = task.build_model(args)
     assert sum(p.numel() for p in model.parameters()) > 0
 

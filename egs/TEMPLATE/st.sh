@@ -7,9 +7,10 @@
 #   stage  1  data prep        salign.bin.prep_mustc     MuST-C yaml+txt -> data/<set>/ (Kaldi data dirs)
 #   stage  2  speed perturb.   salign.bin.data_utils     data/train -> data/train_sp (only with --speed_perturb_factors)
 #   stage  3  features         salign.bin.make_fbank     80-dim Kaldi fbank (kaldi-native-fbank) ark/scp + CMVN, --nj jobs
+#                              salign.bin.make_raw       --feats_type raw: per-utterance 16 kHz flac files + wav.scp
 #   stage  4  length filter    salign.bin.prepare_dump   dump/filtered/<set>/ (+ MT pre-training text, + train subset)
 #   stage  5  token lists      salign.bin.make_tokens    SentencePiece models + ESPnet token lists (joint or separate)
-#   stage 10  collect stats    salign.bin.prepare_dump   shape files + global CMVN stats (no slow ESPnet pass)
+#   stage 10  collect stats    salign.bin.prepare_dump   shape files + global CMVN stats (raw: no CMVN; no slow ESPnet pass)
 #   stage 11  training         salign.bin.st_train       MT pre-training on text, then S-Align multi-task training
 #   stage 12  decoding         salign.bin.st_inference   ST, MT and ASR with the one model, --inference_nj jobs
 #   stage 13  scoring          salign.bin.score          sacreBLEU BLEU/chrF (+signatures), WER -> RESULTS.md
@@ -27,8 +28,11 @@ stage=0                 # first stage to run
 stop_stage=15           # last stage to run
 nj=2                    # parallel jobs for feature extraction
 inference_nj=1          # parallel jobs for decoding
-ngpu=0                  # GPUs for training (ESPnet's --ngpu; DDP when > 1)
+ngpu=0                  # GPUs per node for training (ESPnet's --ngpu; DDP when > 1, started by espnet2.bin.launch)
+num_nodes=1             # nodes for training (> 1: multi-node DDP, needs a cluster cuda_cmd, e.g. utils/queue/slurm.sh)
 dumpdir=dump            # features and filtered sets
+feats_type=fbank        # fbank: 80-dim fbank ark/scp, global CMVN | raw: 16 kHz audio (wav.scp, ESPnet's sound type)
+audio_format=flac       # raw: file format of the per-utterance audio (flac | wav)
 expdir=exp              # models, decodes, results
 # data
 mustc_root=${MUSTC_ROOT:-}  # MuST-C root (holds en-<tgt>/) or the en-<tgt> dir itself; or env MUSTC_ROOT
@@ -41,7 +45,7 @@ valid_set=dev
 test_sets="tst-COMMON tst-HE"
 train_eval_size=0       # > 0: also decode/score this many training utterances ("train_subset": is it learning?)
 speed_perturb_factors=  # e.g. "0.9 1.0 1.1"
-# length filtering
+# length filtering (10 ms frames; with --feats_type raw the same durations in 16 kHz samples, x160)
 min_frames=10
 max_frames=3000
 max_src_tokens=200      # words
@@ -81,6 +85,26 @@ log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') [st.sh] $*"; }
 die() { echo "ERROR [st.sh]: $*" >&2; exit 2; }
 run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 
+# Stage 11's training launch, as ESPnet's egs2 st.sh does it: espnet2.bin.launch runs the command through
+# ${cuda_cmd} (Kaldi's run.pl interface) on --ngpu GPUs per node and --num_nodes nodes, with DDP when that is more
+# than one GPU or node, and appends --ngpu and --multiprocessing_distributed to the command (so it must not pass them).
+# On several nodes the launcher starts one srun task per node only for a --cmd named slurm.pl, so slurm.sh is called
+# by that name (utils/queue/slurm.pl). Log: EXP_DIR/train.log (a previous one is kept as train.1.log, ...).
+train_job() {  # EXP_DIR COMMAND [ARGS...]
+  local exp=$1 launcher rest
+  shift
+  read -r launcher rest <<< "${cuda_cmd}"
+  if [ "${num_nodes}" -gt 1 ] && [ "$(basename "${launcher}")" = slurm.sh ]; then launcher=${launcher%.sh}.pl; fi
+  mkdir -p "${exp}"
+  if ! python -m espnet2.bin.launch --cmd "${launcher} ${rest} --name $(basename "${exp}")" \
+      --log "${exp}/train.log" --ngpu "${ngpu}" --num_nodes "${num_nodes}" --init_file_prefix "${exp}/.dist_init_" \
+      --multiprocessing_distributed true -- "$@" > "${exp}/launch.log" 2>&1; then
+    # the job launcher's own report (failing log and its tail), else the end of the launcher's output
+    grep -E '^((local|slurm)\.(sh|pl): |  \| )' "${exp}/launch.log" >&2 || tail -n 20 "${exp}/launch.log" >&2
+    die "training failed: ${exp}/train.log (launcher output: ${exp}/launch.log)"
+  fi
+}
+
 main() {
 # ---------------------------------------------------------------------------------------------- checks first
 valid_stages="0 1 2 3 4 5 10 11 12 13 14 15"
@@ -97,9 +121,17 @@ fi
 for f in "${mt_config}" "${st_config}" "${inference_config}"; do
   if [ -n "${f}" ] && [ ! -f "${f}" ]; then die "${f}: config not found (fix: check the path in run.sh)"; fi
 done
+case "${feats_type}" in fbank|raw) ;; *) die "unknown --feats_type '${feats_type}' (fix: fbank or raw)" ;; esac
+case "${audio_format}" in flac|wav) ;; *) die "unknown --audio_format '${audio_format}' (fix: flac or wav)" ;; esac
 if run_stage 11; then
   [ -n "${st_config}" ] || die "--st_config is not set (fix: set it in run.sh)"
   if [ "${pretrain_mt}" = true ] && [ -z "${mt_config}" ]; then die "--mt_config is not set (fix: set it or --pretrain_mt false)"; fi
+  [[ ${ngpu} =~ ^[0-9]+$ ]] || die "--ngpu must be a number, got '${ngpu}' (fix: e.g. --ngpu 1)"
+  [[ ${num_nodes} =~ ^[1-9][0-9]*$ ]] || die "--num_nodes must be a positive number, got '${num_nodes}' (fix: --num_nodes 1)"
+  if [ "${num_nodes}" -gt 1 ] && [[ $(basename "${cuda_cmd%% *}") == local.sh ]]; then
+    die "--num_nodes ${num_nodes}, but cuda_cmd=${cuda_cmd%% *} runs on this machine only" \
+      "(fix: cuda_cmd=\${SALIGN_ROOT}/utils/queue/slurm.sh in cmd.sh, or --num_nodes 1)"
+  fi
 fi
 
 train_data=${train_set}
@@ -115,6 +147,12 @@ fi
 src_tokens=$(dirname "${src_bpemodel}")/tokens.txt
 tgt_tokens=$(dirname "${tgt_bpemodel}")/tokens.txt
 stats=${expdir}/stats
+featdir=${dumpdir}/${feats_type}  # stage 3's output per set
+if [ "${feats_type}" = raw ]; then  # ESPnet's raw convention: wav.scp of 16 kHz audio, lengths in samples
+  feats_tool=make_raw; speech_scp=wav.scp; speech_type=sound; speech_fold=80000
+else
+  feats_tool=make_fbank; speech_scp=feats.scp; speech_type=kaldi_ark; speech_fold=800
+fi
 [ -n "${st_tag}" ] || st_tag=$(basename "${st_config:-st}" .yaml)
 st_exp=${expdir}/st_${st_tag}
 mt_exp=${expdir}/mt_$(basename "${mt_config:-mt}" .yaml)
@@ -146,32 +184,36 @@ fi
 
 if run_stage 3; then
   for dset in ${train_data} ${valid_set} ${test_sets}; do
-    out=${dumpdir}/fbank/${dset}
+    out=${featdir}/${dset}
     if [ -f "${out}/.done" ] && [ "${out}/.done" -nt "data/${dset}/segments" ]; then
       log "stage 3: ${out} is complete"; continue
     fi
-    log "stage 3: fbank for ${dset} (${nj} jobs)"
-    ${train_cmd} JOB=1:"${nj}" "${out}/log/make_fbank.JOB.log" \
-      python -m salign.bin.make_fbank --data "data/${dset}" --out "${out}" --nj "${nj}" --job JOB
-    python -m salign.bin.make_fbank --data "data/${dset}" --out "${out}" --nj "${nj}" --merge
+    opts=()
+    [ "${feats_type}" = raw ] && opts=(--audio_format "${audio_format}")
+    log "stage 3: ${feats_type} for ${dset} (${nj} jobs)"
+    ${train_cmd} JOB=1:"${nj}" "${out}/log/${feats_tool}.JOB.log" \
+      python -m "salign.bin.${feats_tool}" --data "data/${dset}" --out "${out}" --nj "${nj}" --job JOB "${opts[@]}"
+    python -m "salign.bin.${feats_tool}" --data "data/${dset}" --out "${out}" --nj "${nj}" --merge "${opts[@]}"
   done
 fi
 
 if run_stage 4; then
   log "stage 4: length filtering -> ${dumpdir}/filtered"
+  # fbank dumps are filtered by frames, raw ones by the same durations in samples (10 ms = 160 samples)
   lim=(--min_frames "${min_frames}" --max_frames "${max_frames}" --max_src_tokens "${max_src_tokens}"
+       --min_samples "$((min_frames * 160))" --max_samples "$((max_frames * 160))"
        --max_tgt_tokens "${max_tgt_tokens}" --src_lang "${src_lang}" --tgt_lang "${tgt_lang}")
   for dset in ${train_data} ${valid_set}; do
-    python -m salign.bin.prepare_dump filter --data "data/${dset}" --feats "${dumpdir}/fbank/${dset}" \
+    python -m salign.bin.prepare_dump filter --data "data/${dset}" --feats "${featdir}/${dset}" \
       --out "${dumpdir}/filtered/${dset}" "${lim[@]}"
   done
   for dset in ${test_sets}; do
-    python -m salign.bin.prepare_dump filter --keep_all --data "data/${dset}" --feats "${dumpdir}/fbank/${dset}" \
+    python -m salign.bin.prepare_dump filter --keep_all --data "data/${dset}" --feats "${featdir}/${dset}" \
       --out "${dumpdir}/filtered/${dset}" "${lim[@]}"
   done
   if [ "${train_eval_size}" -gt 0 ]; then
     python -m salign.bin.prepare_dump filter --subset "${train_eval_size}" --data "data/${train_data}" \
-      --feats "${dumpdir}/fbank/${train_data}" --out "${dumpdir}/filtered/train_subset" "${lim[@]}"
+      --feats "${featdir}/${train_data}" --out "${dumpdir}/filtered/train_subset" "${lim[@]}"
   fi
   extra=()
   [ -n "${mt_extra_src}" ] && extra=(--src_file "${mt_extra_src}" --tgt_file "${mt_extra_tgt}")
@@ -190,10 +232,12 @@ fi
 
 if run_stage 10; then
   log "stage 10: shape files and CMVN stats -> ${stats}"
+  cmvn=()  # raw audio: no CMVN (the model config normalises whatever its frontend computes)
+  [ "${feats_type}" = fbank ] && cmvn=(--cmvn "${featdir}/${train_data}/cmvn.npz")
   for dset in ${train_data} ${valid_set} mt_train; do
     python -m salign.bin.prepare_dump stats --dump "${dumpdir}/filtered/${dset}" --out "${stats}/${dset}" \
       --bpemodel "${tgt_bpemodel}" --src_bpemodel "${src_bpemodel}" --src_lang "${src_lang}" \
-      --tgt_lang "${tgt_lang}" --cmvn "${dumpdir}/fbank/${train_data}/cmvn.npz"
+      --tgt_lang "${tgt_lang}" "${cmvn[@]}"
   done
 fi
 
@@ -201,8 +245,8 @@ if run_stage 11; then
   if [ "${pretrain_mt}" = true ] && [ ! -f "${mt_exp}/.done" ]; then
     log "stage 11a: MT pre-training (text only) -> ${mt_exp} (log: ${mt_exp}/train.log)"
     # shellcheck disable=SC2046,SC2086
-    ${cuda_cmd} --gpu "${ngpu}" "${mt_exp}/train.log" \
-      python -m salign.bin.st_train --config "${mt_config}" --output_dir "${mt_exp}" --ngpu "${ngpu}" \
+    train_job "${mt_exp}" \
+      python -m salign.bin.st_train --config "${mt_config}" --output_dir "${mt_exp}" \
         "${token_args[@]}" --input_size 80 --resume true \
         $(text_data train "${dumpdir}/filtered/mt_train") $(text_data valid "${dumpdir}/filtered/${valid_set}") \
         --train_shape_file "${stats}/mt_train/src_text_shape" --train_shape_file "${stats}/mt_train/text_shape" \
@@ -213,20 +257,27 @@ if run_stage 11; then
   if [ "${train_st}" = true ] && [ ! -f "${st_exp}/.done" ]; then
     init=()
     [ "${pretrain_mt}" = true ] && init=(--init_from_mt "${mt_exp}/${mt_init_model}")
+    # fbank: input width from the shape files, global CMVN from stage 10. raw: neither; the config decides, with
+    # `frontend: default` (ESPnet computes fbank from the wave) or `input_size: 1` (the encoder reads the wave)
+    input_args=(); norm_args=()
+    if [ "${feats_type}" = fbank ]; then
+      input_args=(--input_size "$(head -n 1 "${stats}/${train_data}/speech_shape" | cut -d, -f2)")
+      norm_args=(--normalize global_mvn --normalize_conf "stats_file=${stats}/${train_data}/feats_stats.npz")
+    fi
     log "stage 11b: S-Align multi-task training -> ${st_exp} (log: ${st_exp}/train.log)"
     # shellcheck disable=SC2046,SC2086
-    ${cuda_cmd} --gpu "${ngpu}" "${st_exp}/train.log" \
-      python -m salign.bin.st_train --config "${st_config}" --output_dir "${st_exp}" --ngpu "${ngpu}" \
-        "${token_args[@]}" --input_size 80 --resume true "${init[@]}" \
-        --normalize global_mvn --normalize_conf "stats_file=${stats}/${train_data}/feats_stats.npz" \
-        --train_data_path_and_name_and_type "${dumpdir}/filtered/${train_data}/feats.scp,speech,kaldi_ark" \
-        --valid_data_path_and_name_and_type "${dumpdir}/filtered/${valid_set}/feats.scp,speech,kaldi_ark" \
+    train_job "${st_exp}" \
+      python -m salign.bin.st_train --config "${st_config}" --output_dir "${st_exp}" \
+        "${token_args[@]}" "${input_args[@]}" --resume true "${init[@]}" \
+        "${norm_args[@]}" \
+        --train_data_path_and_name_and_type "${dumpdir}/filtered/${train_data}/${speech_scp},speech,${speech_type}" \
+        --valid_data_path_and_name_and_type "${dumpdir}/filtered/${valid_set}/${speech_scp},speech,${speech_type}" \
         $(text_data train "${dumpdir}/filtered/${train_data}") $(text_data valid "${dumpdir}/filtered/${valid_set}") \
         --train_shape_file "${stats}/${train_data}/speech_shape" --train_shape_file "${stats}/${train_data}/text_shape" \
         --train_shape_file "${stats}/${train_data}/src_text_shape" \
         --valid_shape_file "${stats}/${valid_set}/speech_shape" --valid_shape_file "${stats}/${valid_set}/text_shape" \
         --valid_shape_file "${stats}/${valid_set}/src_text_shape" \
-        --fold_length 800 --fold_length 150 --fold_length 150 ${st_args}
+        --fold_length "${speech_fold}" --fold_length 150 --fold_length 150 ${st_args}
     touch "${st_exp}/.done"
   fi
   if [ "${train_st}" = true ]; then
@@ -246,13 +297,13 @@ if run_stage 12; then
       if [ -f "${dir}/.done" ]; then log "stage 12: ${dir} is complete"; continue; fi
       log "stage 12: decoding ${dset} as ${task} -> ${dir}"
       rm -rf "${dir}"
-      data=${dumpdir}/filtered/${dset}/feats.scp,speech,kaldi_ark
+      data=${dumpdir}/filtered/${dset}/${speech_scp},speech,${speech_type}
       dec_args=${inference_args}
       if [ "${task}" = mt ]; then
         data=${dumpdir}/filtered/${dset}/text.${src_lang},src_text,text
         dec_args="${inference_args} ${mt_inference_args}"
       fi
-      n=$(python -m salign.bin.decode_utils split --scp "${dumpdir}/filtered/${dset}/feats.scp" \
+      n=$(python -m salign.bin.decode_utils split --scp "${dumpdir}/filtered/${dset}/${speech_scp}" \
         --nj "${inference_nj}" --out "${dir}/split")
       for j in $(seq 1 "${n}"); do
         mkdir -p "${plans}"
@@ -304,7 +355,7 @@ fi
 if run_stage 15; then
   log "stage 15: modality-gap analysis on ${valid_set} -> ${st_exp}/gap"
   python -m salign.bin.analyze_gap --st_train_config "${st_exp}/config.yaml" \
-    --st_model_file "${st_exp}/${inference_model}" --feats "${dumpdir}/filtered/${valid_set}/feats.scp" \
+    --st_model_file "${st_exp}/${inference_model}" --feats "${dumpdir}/filtered/${valid_set}/${speech_scp}" \
     --src_text "${dumpdir}/filtered/${valid_set}/text.${src_lang}" --out "${st_exp}/gap"
 fi
 log "done (stages ${stage}..${stop_stage})"

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Settings shared by every MuST-C pair, called by egs/mustc/en-<tgt>/run.sh from its own directory (whose path.sh,
-# cmd.sh and conf/ it uses). Any ../TEMPLATE/st.sh option given after these overrides them.
+# cmd.sh and conf/ it uses). Any ../TEMPLATE/st.sh option given after these overrides them, e.g.
+#   ./run.sh --feats_type raw --st_config conf/<model>.yaml   # 16 kHz audio (wav.scp) instead of fbank, for a config
+#                                                              # that reads the wave: `frontend: default` or an encoder
+#                                                              # with `input_size: 1` such as `encoder: hubert`
 set -euo pipefail
 # shellcheck disable=SC1091
 . ./path.sh

@@ -75,7 +75,8 @@ def add_model_data_args(parser: argparse.ArgumentParser) -> None:
     """The options shared by the analysis tools: trained model, dev set, batching."""
     parser.add_argument("--st_train_config", required=True, help="config.yaml of the trained model")
     parser.add_argument("--st_model_file", required=True, help="model .pth (e.g. valid.acc.ave.pth)")
-    parser.add_argument("--feats", required=True, help="feats.scp (kaldi_ark fbank) of the dev set")
+    parser.add_argument("--feats", required=True,
+                        help="feats.scp (kaldi_ark fbank) or wav.scp (raw audio, --feats_type raw) of the dev set")
     parser.add_argument("--src_text", required=True, help="Kaldi text file of the transcripts (utt-id text)")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--max_utts", type=int, default=0, help="use at most this many utterances (0: all)")
@@ -114,15 +115,35 @@ def read_text(path: str) -> Dict[str, str]:
     return out
 
 
+AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".sph")
+
+
+def is_sound_scp(path: str) -> bool:
+    """True for a wav.scp of audio files (``utt /path/x.flac``, ESPnet's ``sound`` type), not a Kaldi feats.scp."""
+    with open(path, encoding="utf-8") as f:
+        first = f.readline().split(maxsplit=1)
+    return len(first) == 2 and Path(first[1].strip()).suffix.lower() in AUDIO_SUFFIXES
+
+
 def read_pairs(feats: str, src_text: str, max_utts: int = 0) -> List[Tuple[str, np.ndarray, str]]:
-    """(utt-id, features (T, F), transcript) for the utterances present in both files, sorted by id."""
+    """(utt-id, speech, transcript) for the utterances present in both files, sorted by id.
+
+    ``feats`` is a Kaldi feats.scp (speech: features (T, F)) or a wav.scp of audio files (speech: samples (T,),
+    read with ESPnet's ``sound`` loader as in training).
+    """
     import kaldiio
 
     if not Path(feats).is_file():
-        raise InputError("no such file", feats, fix="pass the dev set's feats.scp to --feats")
+        raise InputError("no such file", feats, fix="pass the dev set's feats.scp or wav.scp to --feats")
     texts = read_text(src_text)
     try:
-        scp = kaldiio.load_scp(feats)
+        sound = is_sound_scp(feats)
+        if sound:
+            from espnet2.train.dataset import sound_loader
+
+            scp = sound_loader(feats, float_dtype="float32")
+        else:
+            scp = kaldiio.load_scp(feats)
         keys = sorted(k for k in scp.keys() if k in texts)
     except (ValueError, IndexError, UnicodeDecodeError) as exc:
         raise InputError(f"not a Kaldi scp file ({exc})", feats) from None
@@ -137,8 +158,9 @@ def read_pairs(feats: str, src_text: str, max_utts: int = 0) -> List[Tuple[str, 
             arr = np.asarray(scp[k], dtype=np.float32)
         except Exception as exc:  # kaldiio raises many types on a bad ark
             raise InputError(f"cannot read features of {k}: {exc}", feats) from None
-        if arr.ndim != 2:
-            raise InputError(f"features of {k} have shape {arr.shape}, expected (frames, dims)", feats)
+        if arr.ndim != (1 if sound else 2):
+            raise InputError(f"features of {k} have shape {arr.shape}, expected "
+                             + ("(samples,): mono audio" if sound else "(frames, dims)"), feats)
         pairs.append((k, arr, texts[k]))
     return pairs
 
