@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "utils" / "queue" / "local.sh"
 SLURM = ROOT / "utils" / "queue" / "slurm.sh"
+SLURM_PL = ROOT / "utils" / "queue" / "slurm.pl"  # slurm.sh under the name ESPnet's launcher knows
 PARSE = ROOT / "utils" / "parse_options.sh"
 FAIL_JOB2 = 'echo "job JOB says hello"; for i in $(seq 1 30); do echo "line $i of JOB"; done; ' \
             'if [ JOB = 2 ]; then echo "boom in JOB" >&2; exit 3; fi'
@@ -19,17 +20,34 @@ FAIL_JOB2 = 'echo "job JOB says hello"; for i in $(seq 1 30); do echo "line $i o
 # A stand-in for sbatch: runs the array tasks here, one after another (a test double for the cluster only).
 FAKE_SBATCH = r"""#!/usr/bin/env bash
 printf '%s\n' "$@" > "${FAKE_SBATCH_ARGS:?}"
-array='' out=''
+array='' out='' nodes=1
 for a in "$@"; do
-  case "$a" in --array=*) array=${a#--array=} ;; --output=*) out=${a#--output=} ;; esac
+  case "$a" in --array=*) array=${a#--array=} ;; --output=*) out=${a#--output=} ;; --nodes=*) nodes=${a#--nodes=} ;; esac
 done
 script=${!#}
 array=${array%%%*}
 echo 4242
 rc=0
 for ((i = ${array%-*}; i <= ${array#*-}; i++)); do
-  SLURM_ARRAY_TASK_ID=$i SLURM_JOB_ID=4242 bash "$script" > "${out//%a/$i}" 2>&1 || rc=1
+  SLURM_ARRAY_TASK_ID=$i SLURM_JOB_ID=4242 SLURM_JOB_NUM_NODES=$nodes bash "$script" > "${out//%a/$i}" 2>&1 || rc=1
 done
+exit $rc
+"""
+# A stand-in for srun inside such a job: one task per allocated "node", all on this machine, with the variables
+# a Slurm job step sets (what ESPnet's --dist_launcher slurm reads).
+FAKE_SRUN = r"""#!/usr/bin/env bash
+printf '%s\n' "$@" > "${FAKE_SRUN_ARGS:?}"
+echo "SRUN_CPUS_PER_TASK=${SRUN_CPUS_PER_TASK:-}" >> "${FAKE_SRUN_ARGS}"
+while [[ $# -gt 0 && $1 == -* ]]; do shift; done
+n=${SLURM_JOB_NUM_NODES:-1}
+pids=()
+for ((i = 0; i < n; i++)); do
+  SLURM_PROCID=$i SLURM_NODEID=$i SLURM_LOCALID=0 SLURM_NTASKS=$n SLURM_STEP_NUM_NODES=$n \
+    SLURM_STEP_NODELIST=localhost "$@" &
+  pids+=($!)
+done
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
 exit $rc
 """
 
@@ -39,13 +57,20 @@ def run(args, cwd, env=None):
                           env=dict(os.environ, **(env or {})), timeout=120)
 
 
+def fake_slurm_env(tmp_path: Path) -> dict:
+    """Environment for slurm.sh with the stand-ins: SBATCH, and an ``srun`` first on PATH."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    for name, text in (("fake_sbatch", FAKE_SBATCH), ("srun", FAKE_SRUN)):
+        (bindir / name).write_text(text)
+        (bindir / name).chmod((bindir / name).stat().st_mode | stat.S_IEXEC)
+    return {"SBATCH": str(bindir / "fake_sbatch"), "FAKE_SBATCH_ARGS": str(tmp_path / "sbatch_args"),
+            "FAKE_SRUN_ARGS": str(tmp_path / "srun_args"), "PATH": f"{bindir}:{os.environ['PATH']}"}
+
+
 @pytest.fixture
 def fake_sbatch(tmp_path):
-    path = tmp_path / "bin" / "fake_sbatch"
-    path.parent.mkdir()
-    path.write_text(FAKE_SBATCH)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return {"SBATCH": str(path), "FAKE_SBATCH_ARGS": str(tmp_path / "sbatch_args")}
+    return fake_slurm_env(tmp_path)
 
 
 @pytest.mark.parametrize("launcher", ["local", "slurm"])
@@ -119,6 +144,51 @@ def test_slurm_passes_resources_to_sbatch(tmp_path, fake_sbatch):
         assert want in args
     r = run([SLURM, "log/x.log", "true"], tmp_path, {"SBATCH": "/nonexistent/sbatch"})
     assert r.returncode == 1 and "not found" in r.stderr
+
+
+def test_launchers_take_espnet_launch_options(tmp_path, fake_sbatch):
+    """The options ESPnet's espnet2.bin.launch (and its st.sh, via --cmd) passes: --name, --gpu, --num_threads,
+    --num_nodes. local.sh runs one node only; slurm.sh allocates the nodes, one task each, for the command's srun."""
+    r = run([LOCAL, "--name", "exp/st", "--gpu", "2", "--num_threads", "1", "--num_nodes", "1", "log/t.log",
+             "echo", "ok"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "ok" in (tmp_path / "log/t.log").read_text()
+    r = run([LOCAL, "--num_nodes", "2", "log/t.log", "true"], tmp_path)
+    assert r.returncode == 1 and "local.sh runs jobs on this machine only" in r.stderr and "slurm.sh" in r.stderr
+    r = run([SLURM, "--name", "st_job", "--gpu", "4", "--num_threads", "4", "--num_nodes", "2", "log/train.log",
+             "srun", "--export=ALL", "bash", "-c", "echo task $SLURM_PROCID of $SLURM_NTASKS"], tmp_path, fake_sbatch)
+    assert r.returncode == 0, r.stderr
+    args = Path(fake_sbatch["FAKE_SBATCH_ARGS"]).read_text().splitlines()
+    for want in ("--job-name=st_job", "--nodes=2", "--ntasks-per-node=1", "--gres=gpu:4", "--cpus-per-task=4"):
+        assert want in args
+    log = (tmp_path / "log/train.log").read_text()
+    assert "task 0 of 2" in log and "task 1 of 2" in log
+    assert "SRUN_CPUS_PER_TASK=4" in Path(fake_sbatch["FAKE_SRUN_ARGS"]).read_text()
+    assert SLURM_PL.resolve() == SLURM.resolve()
+    r = run([SLURM, "--num_nodes", "0", "log/x.log", "true"], tmp_path, fake_sbatch)
+    assert r.returncode == 1 and "--num_nodes must be a positive integer" in r.stderr
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_espnet_launcher_drives_the_launchers(tmp_path, fake_sbatch, nodes):
+    """``python -m espnet2.bin.launch --cmd LAUNCHER`` as stage 11 calls it: one node through local.sh; two nodes
+    through slurm.pl (srun, one task per node, ESPnet's --dist_launcher slurm, gloo without GPUs)."""
+    import sys
+
+    launcher = LOCAL if nodes == 1 else SLURM_PL
+    r = run([sys.executable, "-m", "espnet2.bin.launch", "--cmd", f"{launcher} --name exp", "--log", "exp/train.log",
+             "--ngpu", "0", "--num_nodes", str(nodes), "--init_file_prefix", "exp/.dist_init_",
+             "--multiprocessing_distributed", "true", "--", "bash", "-c", 'echo "rank=${SLURM_PROCID:-none} $*"',
+             "_", "--x", "1"], tmp_path, fake_sbatch)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in (tmp_path / "exp/train.log").read_text().splitlines() if ln.startswith("rank=")]
+    if nodes == 1:
+        assert lines == ["rank=none --x 1 --ngpu 0 --multiprocessing_distributed True"]
+    else:
+        assert sorted(ln.split()[0] for ln in lines) == ["rank=0", "rank=1"]
+        assert all("--dist_launcher slurm --dist_init_method file://" in ln and ln.endswith("--dist_backend gloo")
+                   for ln in lines)
+        assert "--nodes=2" in Path(fake_sbatch["FAKE_SBATCH_ARGS"]).read_text().splitlines()
 
 
 def test_launcher_usage_errors(tmp_path):

@@ -8,7 +8,10 @@
 #   --max_jobs_run K   run at most K jobs at a time (default: min(N, number of cores))
 #   --num_threads T    OMP_NUM_THREADS of each job (default: the cores shared by the jobs running at once, i.e.
 #                      cores / min(N, K), at least 1; an OMP_NUM_THREADS set by the caller caps the cores)
-#   --mem X, --gpu N, --time T, --config F   accepted for the Slurm launcher's sake; ignored
+#   --num_nodes N      1 (the default) only: this machine is one node (more nodes: utils/queue/slurm.sh)
+#   --mem X, --gpu N, --time T, --config F, --partition P, --name NAME   accepted for the Slurm launcher's sake
+#                      (and for ESPnet's espnet2.bin.launch, which passes --gpu, --num_threads, --num_nodes and,
+#                      from its --cmd, --name); ignored
 #
 # Each job's stdout and stderr go to its log, with a header (the command, start time) and a footer
 # ("# Accounting: time=S threads=T" and "# Ended (code C) at DATE, elapsed time S seconds").
@@ -35,8 +38,12 @@ while [ $# -gt 0 ]; do
   case "${opt}" in
     --max_jobs_run|--max-jobs-run) max_jobs_run=${val} ;;
     --num_threads|--num-threads) num_threads=${val} ;;
-    --mem|--gpu|--time|--config|--partition) ;;
-    *) die "unknown option '${opt}'; valid: --max_jobs_run --mem --gpu --time --num_threads --config" ;;
+    --num_nodes|--num-nodes)
+      [ "${val}" = 1 ] || die "--num_nodes ${val}: local.sh runs jobs on this machine only" \
+        "(fix: --num_nodes 1, or a cluster launcher such as utils/queue/slurm.sh)" ;;
+    --mem|--gpu|--time|--config|--partition|--name) ;;
+    *) die "unknown option '${opt}'; valid: --max_jobs_run --num_threads --num_nodes --mem --gpu --time --config" \
+         "--partition --name" ;;
   esac
 done
 

@@ -10,6 +10,10 @@
 #   --gpu N            GPUs per task (sbatch --gres=gpu:N; 0 = none)
 #   --time T           time limit, e.g. 4:00:00 (sbatch --time)
 #   --num_threads T    CPUs per task (sbatch --cpus-per-task; also OMP_NUM_THREADS)
+#   --num_nodes N      nodes per task (sbatch --nodes=N --ntasks-per-node=1; default 1): the command starts its
+#                      processes on them itself, e.g. with srun (ESPnet's espnet2.bin.launch does so for multi-node
+#                      DDP when its --cmd is slurm.pl: utils/queue/slurm.pl is this script under that name)
+#   --name NAME        Slurm job name (default: the log file's name without .log)
 #   --partition P      partition (default: $SLURM_PARTITION, else the cluster's default)
 #   --config F         accepted and ignored (Kaldi compatibility)
 # Environment: SBATCH (default sbatch) and SCANCEL (default scancel) name the Slurm commands; tests point
@@ -25,7 +29,7 @@ prog=$(basename "$0")
 sbatch=${SBATCH:-sbatch}
 scancel=${SCANCEL:-scancel}
 partition=${SLURM_PARTITION:-}
-max_jobs_run='' mem='' gpu=0 time_limit='' num_threads=1
+max_jobs_run='' mem='' gpu=0 time_limit='' num_threads=1 num_nodes=1 job_name=''
 
 usage() { sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p;}' "$0"; }
 die() { echo "${prog}: $*" >&2; exit 1; }
@@ -44,8 +48,11 @@ while [ $# -gt 0 ]; do
     --time) time_limit=${val} ;;
     --num_threads|--num-threads) num_threads=${val} ;;
     --partition) partition=${val} ;;
+    --num_nodes|--num-nodes) num_nodes=${val} ;;
+    --name) job_name=${val} ;;
     --config) ;;
-    *) die "unknown option '${opt}'; valid: --max_jobs_run --mem --gpu --time --num_threads --partition --config" ;;
+    *) die "unknown option '${opt}'; valid: --max_jobs_run --mem --gpu --time --num_threads --num_nodes --partition" \
+         "--name --config" ;;
   esac
 done
 
@@ -70,6 +77,7 @@ else
   done
 fi
 [[ ${gpu} =~ ^[0-9]+$ ]] || die "--gpu must be a number, got '${gpu}'"
+[[ ${num_nodes} =~ ^[1-9][0-9]*$ ]] || die "--num_nodes must be a positive integer, got '${num_nodes}'"
 command -v "${sbatch}" > /dev/null || die "'${sbatch}' not found: run on a Slurm login node, or use utils/queue/local.sh"
 
 subst() { if [ -n "${jobvar}" ]; then echo "${1//${jobvar}/$2}"; else echo "$1"; fi; }
@@ -96,7 +104,8 @@ if [ -n "${jobvar}" ]; then log=${logtmpl//${jobvar}/${id}}; c=${cmd//${jobvar}/
 mkdir -p "$(dirname "${log}")" || exit 1
 start=$(date +%s)
 { echo "# ${c}"; echo "# Started at $(date) on $(hostname), Slurm job ${SLURM_JOB_ID:-?}"; } > "${log}" || exit 1
-OMP_NUM_THREADS=${num_threads} bash -c "${c}" >> "${log}" 2>&1 < /dev/null
+# SRUN_CPUS_PER_TASK: an srun in the job (multi-node) gets the task's CPUs too (Slurm >= 22.05 does not pass them)
+OMP_NUM_THREADS=${num_threads} SRUN_CPUS_PER_TASK=${num_threads} bash -c "${c}" >> "${log}" 2>&1 < /dev/null
 rc=$?
 end=$(date +%s)
 {
@@ -111,8 +120,9 @@ chmod +x "${wrapper}"
 
 array="${first}-${last}"
 [ -z "${max_jobs_run}" ] || array+="%${max_jobs_run}"
-opts=(--wait --parsable --job-name="${name}" --array="${array}" --output="${qdir}/${name}.%a.slurm.out"
-      --cpus-per-task="${num_threads}")
+opts=(--wait --parsable --job-name="${job_name:-${name}}" --array="${array}"
+      --output="${qdir}/${name}.%a.slurm.out" --cpus-per-task="${num_threads}")
+[ "${num_nodes}" -eq 1 ] || opts+=(--nodes="${num_nodes}" --ntasks-per-node=1)
 [ -z "${mem}" ] || opts+=(--mem="${mem}")
 [ "${gpu}" -eq 0 ] || opts+=(--gres="gpu:${gpu}")
 [ -z "${time_limit}" ] || opts+=(--time="${time_limit}")
