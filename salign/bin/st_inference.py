@@ -21,10 +21,11 @@ The recipe's decoding stage runs every set and task of a job this way.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import shlex
 import sys
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
@@ -36,6 +37,9 @@ from espnet.utils.cli_utils import get_commandline_args
 
 from salign.decode import BatchedDecoder, ctc_greedy, length_batches
 from salign.tasks.st import SAlignSTTask, register_with_espnet
+
+if TYPE_CHECKING:
+    from espnet2.bin.st_inference import Speech2Text
 
 T = TypeVar("T")
 # what ESPnet's inference writes for an utterance it cannot decode (text, tokens, token ids, score)
@@ -250,11 +254,28 @@ def _speech2text(args, device: str, cache: Optional[Dict[str, object]] = None):
     return s2t
 
 
-def inference(args, cache: Optional[Dict[str, object]] = None) -> None:
-    """Build ``Speech2Text`` on our model and write ESPnet's output files for the chosen task.
+def check_target_ctc(args: argparse.Namespace, model: torch.nn.Module) -> None:
+    """Refuse, with one line and exit status 2, target-CTC options (``--ctc_weight > 0``, ``--ctc_greedy true``)
+    for an ST/MT decode of a model built without a target-side CTC (``model.st_ctc`` is None)."""
+    if args.task == "asr" or getattr(model, "st_ctc", None) is not None:
+        return
+    for given, on, fix in ((f"--ctc_weight {args.ctc_weight:g}", args.ctc_weight > 0, "--ctc_weight 0"),
+                           ("--ctc_greedy true", args.ctc_greedy, "--ctc_greedy false")):
+        if on:
+            print(f"ERROR [st_inference]: {given} needs a model trained with a target-side CTC "
+                  f"(model_conf.st_ctc_weight > 0) (fix: {fix})", file=sys.stderr)
+            sys.exit(2)
 
-    ``cache`` (a dict kept by the caller) reuses the built ``Speech2Text`` across calls with the same options."""
-    batch_size = args.batch_size if args.batch_size is not None else (DEFAULT_BATCH if args.batched else 1)
+
+def _batch_size(args: argparse.Namespace) -> int:
+    return args.batch_size if args.batch_size is not None else (DEFAULT_BATCH if args.batched else 1)
+
+
+def prepare(args: argparse.Namespace, cache: Optional[Dict[str, object]] = None) -> "Speech2Text":
+    """Check the options of one decode and build (or take from ``cache``) its ``Speech2Text``; nothing is decoded.
+
+    Exits (status 2, one line) on options the model cannot honour, so a ``--plan`` is checked whole first."""
+    batch_size = _batch_size(args)
     if batch_size < 1:
         raise SystemExit("--batch_size must be >= 1")
     if not args.batched and batch_size > 1:
@@ -263,10 +284,20 @@ def inference(args, cache: Optional[Dict[str, object]] = None) -> None:
         raise SystemExit("only single-GPU decoding is supported (--ngpu 0 or 1)")
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
-    device = "cuda" if args.ngpu >= 1 else "cpu"
     set_all_random_seed(args.seed)
     register_with_espnet()
-    s2t = _speech2text(args, device, cache)
+    s2t = _speech2text(args, "cuda" if args.ngpu >= 1 else "cpu", cache)
+    check_target_ctc(args, s2t.st_model)
+    return s2t
+
+
+def inference(args, cache: Optional[Dict[str, object]] = None) -> None:
+    """Build ``Speech2Text`` on our model and write ESPnet's output files for the chosen task.
+
+    ``cache`` (a dict kept by the caller) reuses the built ``Speech2Text`` across calls with the same options."""
+    s2t = prepare(args, cache)
+    batch_size = _batch_size(args)
+    device = "cuda" if args.ngpu >= 1 else "cpu"
     src = None
     if args.task == "mt":
         srcs = [p for p, name, _ in args.data_path_and_name_and_type if name == "src_text"]
@@ -345,8 +376,10 @@ def main(cmd: Optional[Sequence[str]] = None) -> None:
     except InputError as e:
         raise SystemExit(f"ERROR [st_inference]: {e}")
     cache: Dict[str, object] = {}
-    for n, opts in enumerate(plan, 1):
-        args = get_parser().parse_args(common + opts)
+    parsed = [get_parser().parse_args(common + opts) for opts in plan]
+    for args in parsed:  # every decode's options and model checked before the first decode starts
+        prepare(args, cache)
+    for n, (opts, args) in enumerate(zip(plan, parsed), 1):
         print(f"[st_inference] {plan_file}, decode {n}/{len(plan)}: {shlex.join(opts)}", file=sys.stderr)
         inference(args, cache)
 

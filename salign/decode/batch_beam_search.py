@@ -101,6 +101,8 @@ class BatchBeamSearch:
         extra = set(beam_search.scorers) - {"decoder", "length_bonus", "ctc"}
         if extra:
             raise ValueError(f"scorers {sorted(extra)} are not supported by the batched decoder")
+        if "ctc" in beam_search.scorers and ctc is None:  # else it would decode without CTC, silently
+            raise ValueError("CTC joint scoring (ctc_weight > 0) needs the model's target-side CTC; it has none")
         w = beam_search.weights
         obj = cls(decoder, beam_search.sos, beam_search.eos, beam_search.n_vocab, beam_search.beam_size,
                   penalty=w.get("length_bonus", 0.0) if "length_bonus" in beam_search.scorers else 0.0,

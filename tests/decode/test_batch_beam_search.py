@@ -147,25 +147,126 @@ def test_asr_batched_equals_unbatched(model_dir, inputs):
     assert sum(len(ids) > 0 for ids, _ in many) > 0
 
 
+def cli_args(model_dir: Path, tiny_data: Path, task: str, *extra: str) -> List[str]:
+    """``st_inference`` options decoding the tiny data as ``task`` (beam 3, 2-best) with the model of ``model_dir``."""
+    data = f"{tiny_data}/src_text,src_text,text" if task == "mt" else f"{tiny_data}/feats.scp,speech,kaldi_ark"
+    return ["--task", task, "--st_train_config", str(model_dir / "config.yaml"), "--st_model_file",
+            str(model_dir / "valid.acc.ave.pth"), "--data_path_and_name_and_type", data, "--beam_size", "3",
+            "--nbest", "2", "--ngpu", "0", *extra]
+
+
+def read_scores(out: Path) -> Dict[str, float]:
+    return {k: float(v) for k, v in (ln.split() for ln in (out / "1best_recog" / "score").read_text().splitlines())}
+
+
+def assert_same_outputs(a_dir: Path, b_dir: Path, nbest: int) -> None:
+    """Two ``st_inference`` output dirs hold the same files, hypotheses and (within TOL) scores."""
+    for n in range(1, nbest + 1):
+        a, b = a_dir / f"{n}best_recog", b_dir / f"{n}best_recog"
+        assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+        for name in ("token", "token_int", "text"):
+            assert (a / name).read_text() == (b / name).read_text(), (a, name)
+        sa, sb = [[ln.split() for ln in (d / "score").read_text().splitlines()] for d in (a, b)]
+        assert [k for k, _ in sa] == [k for k, _ in sb]
+        assert max(abs(float(x) - float(y)) for (_, x), (_, y) in zip(sa, sb)) < TOL
+
+
 def test_cli_batched_writes_the_one_by_one_outputs(model_dir, tiny_data, tmp_path):
     """``st_inference`` (in-process): --batched true (default) and false give the same files."""
     from salign.bin.st_inference import main
 
     for task in ("st", "mt", "asr"):
-        data = f"{tiny_data}/src_text,src_text,text" if task == "mt" else f"{tiny_data}/feats.scp,speech,kaldi_ark"
-        base = ["--task", task, "--st_train_config", str(model_dir / "config.yaml"), "--st_model_file",
-                str(model_dir / "valid.acc.ave.pth"), "--data_path_and_name_and_type", data, "--beam_size", "3",
-                "--nbest", "2", "--ngpu", "0"]
+        base = cli_args(model_dir, tiny_data, task)
         main(base + ["--output_dir", str(tmp_path / task / "batched"), "--batch_size", "5"])
         main(base + ["--output_dir", str(tmp_path / task / "single"), "--batched", "false"])
-        for n in ((1,) if task == "asr" else (1, 2)):
-            a, b = tmp_path / task / "batched" / f"{n}best_recog", tmp_path / task / "single" / f"{n}best_recog"
-            assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
-            for name in ("token", "token_int", "text"):
-                assert (a / name).read_text() == (b / name).read_text(), (task, n, name)
-            sa, sb = [[ln.split() for ln in (d / "score").read_text().splitlines()] for d in (a, b)]
-            assert [k for k, _ in sa] == [k for k, _ in sb]
-            assert max(abs(float(x) - float(y)) for (_, x), (_, y) in zip(sa, sb)) < TOL
+        assert_same_outputs(tmp_path / task / "batched", tmp_path / task / "single", 1 if task == "asr" else 2)
+
+
+@pytest.mark.parametrize("task", ["st", "mt"])
+def test_cli_joint_ctc_decoding_batched_equals_one_by_one(task, model_dir, tiny_data, tmp_path):
+    """``--ctc_weight 0.3`` on a model with a target-side CTC: joint CTC/attention decoding on both paths, the same
+    files, and really scored with the CTC (other scores than attention alone)."""
+    from salign.bin.st_inference import main
+
+    base = cli_args(model_dir, tiny_data, task, "--ctc_weight", "0.3")
+    main(base + ["--output_dir", str(tmp_path / "batched"), "--batch_size", "5"])
+    main(base + ["--output_dir", str(tmp_path / "single"), "--batched", "false"])
+    assert_same_outputs(tmp_path / "batched", tmp_path / "single", 2)
+    main(cli_args(model_dir, tiny_data, task) + ["--output_dir", str(tmp_path / "attention")])
+    joint, att = read_scores(tmp_path / "batched"), read_scores(tmp_path / "attention")
+    assert joint.keys() == att.keys() and any(abs(joint[k] - att[k]) > 1e-3 for k in joint)
+
+
+@pytest.fixture(scope="module")
+def no_ctc_model(model_dir, tmp_path_factory) -> Path:
+    """The trained model without its target-side CTC: config with st_ctc_weight 0, checkpoint without st_ctc.*."""
+    import yaml
+
+    out = tmp_path_factory.mktemp("no_st_ctc")
+    conf = yaml.safe_load((model_dir / "config.yaml").read_text())
+    conf["model_conf"]["st_ctc_weight"] = 0.0
+    (out / "config.yaml").write_text(yaml.safe_dump(conf))
+    state = torch.load(model_dir / "valid.acc.ave.pth", map_location="cpu")
+    torch.save({k: v for k, v in state.items() if not k.startswith("st_ctc.")}, out / "valid.acc.ave.pth")
+    return out
+
+
+NO_CTC = ("ERROR [st_inference]: {} needs a model trained with a target-side CTC (model_conf.st_ctc_weight > 0) "
+          "(fix: {})")
+
+
+@pytest.mark.parametrize("opts, fix", [
+    (["--ctc_weight", "0.3"], "--ctc_weight 0"),
+    (["--ctc_weight", "0.3", "--batched", "false"], "--ctc_weight 0"),
+    (["--ctc_weight", "0.3", "--task", "mt"], "--ctc_weight 0"),
+    (["--ctc_greedy", "true"], "--ctc_greedy false"),
+], ids=["batched", "one-by-one", "mt", "ctc_greedy"])
+def test_cli_refuses_target_ctc_options_without_target_ctc(opts, fix, no_ctc_model, tiny_data, tmp_path, capsys):
+    """One line, exit status 2, before anything is decoded (no output dir)."""
+    from salign.bin.st_inference import main
+
+    args = cli_args(no_ctc_model, tiny_data, "st") + opts + ["--output_dir", str(tmp_path / "out")]
+    if "--task" in opts:  # the later --task wins; give MT its text input too
+        args += ["--data_path_and_name_and_type", f"{tiny_data}/src_text,src_text,text"]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    given = " ".join(opts[:2]) if opts[0] == "--ctc_weight" else "--ctc_greedy true"
+    assert capsys.readouterr().err.splitlines()[-1] == NO_CTC.format(given, fix)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_plan_is_checked_whole_before_decoding(no_ctc_model, tiny_data, tmp_path, capsys):
+    """A plan whose second decode asks for --ctc_weight on a model without target CTC decodes nothing; ASR (which
+    has no use for the target CTC) is not refused."""
+    import shlex
+
+    from salign.bin.st_inference import main
+
+    speech = f"{tiny_data}/feats.scp,speech,kaldi_ark"
+    plan = tmp_path / "plan"
+    plan.write_text(shlex.join(["--task", "asr", "--data_path_and_name_and_type", speech, "--output_dir",
+                                str(tmp_path / "asr")]) + "\n" +
+                    shlex.join(["--task", "st", "--data_path_and_name_and_type", speech, "--ctc_weight", "0.5",
+                                "--output_dir", str(tmp_path / "st")]) + "\n")
+    common = ["--st_train_config", str(no_ctc_model / "config.yaml"), "--st_model_file",
+              str(no_ctc_model / "valid.acc.ave.pth"), "--ngpu", "0"]
+    with pytest.raises(SystemExit) as exc:
+        main(common + ["--plan", str(plan)])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == NO_CTC.format("--ctc_weight 0.5", "--ctc_weight 0")
+    assert not (tmp_path / "asr").exists() and not (tmp_path / "st").exists()
+    main(common + ["--task", "asr", "--ctc_weight", "0.3", "--data_path_and_name_and_type", speech,
+                   "--output_dir", str(tmp_path / "asr")])
+    assert (tmp_path / "asr" / "1best_recog" / "text").is_file()
+
+
+def test_batched_decoder_refuses_ctc_weight_without_target_ctc(no_ctc_model):
+    from salign.decode import BatchedDecoder
+
+    s2t = speech2text(no_ctc_model, beam_size=3, ctc_weight=0.3)
+    with pytest.raises(ValueError, match="target-side CTC"):
+        BatchedDecoder.from_speech2text(s2t)
 
 
 def test_cli_rejects_batches_on_the_one_by_one_path(model_dir, tiny_data, tmp_path):
