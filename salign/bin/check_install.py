@@ -4,82 +4,18 @@ Usage: ``python -m salign.bin.check_install`` (exit status 1 when anything is mi
 """
 from __future__ import annotations
 
-import importlib
-import shutil
-import sys
-from typing import List, Tuple
+import argparse
+from typing import Optional, Sequence
 
-PY_MODULES: List[Tuple[str, str]] = [
-    ("torch", "tools/install.sh"),
-    ("espnet2", "tools/install.sh"),
-    ("kaldiio", "tools/venv/bin/pip install kaldiio"),
-    ("kaldi_native_fbank", "tools/venv/bin/pip install kaldi-native-fbank"),
-    ("sentencepiece", "tools/venv/bin/pip install sentencepiece==0.2.0"),
-    ("sacrebleu", "tools/venv/bin/pip install sacrebleu"),
-    ("jiwer", "tools/venv/bin/pip install jiwer"),
-    ("yaml", "tools/venv/bin/pip install pyyaml"),
-    ("editdistance", "tools/venv/bin/pip install editdistance"),
-    ("salign", "tools/venv/bin/pip install --no-deps -e ."),
-]
-COMMANDS: List[Tuple[str, str]] = [
-    ("sox", "apt-get install -y sox libsox-fmt-all"),
-    ("espeak-ng", "apt-get install -y espeak-ng"),
-    ("flite", "apt-get install -y flite"),
-    ("apertium", "apt-get install -y apertium apertium-eng-spa"),
-    ("shellcheck", "apt-get install -y shellcheck"),
-]
-FILES: List[Tuple[str, str]] = [
-    ("/usr/share/games/fortunes", "apt-get install -y fortunes"),
-]
+from salign.utils.install import missing, report, warnings  # noqa: F401 - missing/warnings: this tool's checks
+from salign.utils.io import run_cli
 
 
-def missing() -> List[str]:
-    """Return one line per missing requirement, naming it and the fix."""
-    import os
-
-    out = []
-    for mod, fix in PY_MODULES:
-        try:
-            importlib.import_module(mod)
-        except Exception as exc:  # noqa: BLE001 - any import failure is a missing dependency
-            out.append(f"python module {mod!r} unusable ({type(exc).__name__}: {exc}); fix: {fix}")
-    for cmd, fix in COMMANDS:
-        if shutil.which(cmd) is None:
-            out.append(f"command {cmd!r} not found; fix: {fix}")
-    for path, fix in FILES:
-        if not os.path.exists(path):
-            out.append(f"{path} not found; fix: {fix}")
-    return out
-
-
-def warnings() -> List[str]:
-    """Return one line per installed-but-slow component (works, but costs time), naming the fix."""
-    out = []
-    try:
-        from importlib.metadata import version
-
-        tg = version("typeguard")
-        if int(tg.split(".")[0]) >= 3:
-            out.append(f"typeguard {tg}: every process importing ESPnet spends ~12 s instrumenting its @typechecked "
-                       "functions; fix: tools/install.sh (pins typeguard 2, tools/constraints.txt)")
-    except Exception:  # noqa: BLE001 - metadata missing: nothing to say
-        pass
-    return out
-
-
-def main() -> int:
-    """Print missing requirements (or an all-clear line) and return the exit status."""
-    problems = missing()
-    for line in problems:
-        print(f"[check_install] MISSING: {line}")
-    for line in warnings():
-        print(f"[check_install] SLOW: {line}")
-    if not problems:
-        import torch
-
-        print(f"[check_install] OK: torch {torch.__version__} (cuda={torch.cuda.is_available()}), espnet, salign")
-    return 1 if problems else 0
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Print missing requirements (or an all-clear line); exit status 1 when anything is missing."""
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    return report()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from salign.data.datadir import speed_perturb_datadir, subset_datadir, validate_datadir
+from salign.data.kaldi import read_table
 from salign.utils.io import InputError, run_cli
 
 
@@ -36,14 +37,6 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _read_list(path: str) -> List[str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [ln.split()[0] for ln in f if ln.strip()]
-    except FileNotFoundError:
-        raise InputError("file not found", path, fix="give a file of utterance ids") from None
-
-
 def _factors(text: str) -> List[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
@@ -55,7 +48,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Dispatch to the sub-command; return 0 on success."""
     args = get_parser().parse_args(argv)
     if args.cmd == "subset":
-        utts = _read_list(args.utt_list) if args.utt_list else None
+        utts = list(read_table(args.utt_list, fix="give a file of utterance ids")) if args.utt_list else None
         n = subset_datadir(args.data, args.out, first=args.first, utt_list=utts)
         print(f"data_utils subset: {n} utterances -> {Path(args.out)}")
     elif args.cmd == "speed_perturb":

@@ -7,9 +7,10 @@ Usage::
 
 Writes ``DIR/en-es/data/{train,dev,tst-COMMON,tst-HE}/{wav/ted_N.wav, txt/<split>.{yaml,en,es}}`` and
 ``DIR/en-es/.mini_mustc.json``; ``--n_tst`` is the size of each test split. ``--n_mt_extra N`` also writes N
-text-only pairs (never in a speech split) to ``DIR/en-es/mt-extra/mt-extra.{en,es}`` for MT pre-training. Needs the Debian packages sox, flite,
-espeak-ng, apertium, apertium-eng-spa and fortunes. Only ``--tgt es`` is supported (no Apertium en-de/en-fr).
-Translations of the sentence pool are cached under ``$SALIGN_CACHE`` (default ``~/.cache/salign``).
+text-only pairs (never in a speech split) to ``DIR/en-es/mt-extra/mt-extra.{en,es}`` for MT pre-training. Needs the
+Debian packages sox, flite, espeak-ng, apertium, apertium-eng-spa and fortunes. Only ``--tgt es`` is supported (no
+Apertium en-de/en-fr). Translations of the sentence pool are cached under ``$SALIGN_CACHE`` (default
+``~/.cache/salign``).
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Build (or reuse) the corpus; return 0."""
     a = get_parser().parse_args(argv)
-    generate(a.out, MiniMustcOptions(a.tgt, a.n_train, a.n_dev, a.n_tst, a.seed, a.utts_per_talk, a.n_mt_extra), nj=a.nj)
+    opts = MiniMustcOptions(a.tgt, a.n_train, a.n_dev, a.n_tst, a.seed, a.utts_per_talk, a.n_mt_extra)
+    generate(a.out, opts, nj=a.nj)
     return 0
 
 

@@ -15,14 +15,11 @@ HYP and REF are Kaldi-style ``utt text`` files matched by utterance id.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
-from salign.scoring.score import TASKS, collect, format_result, results_table, score_files
-from salign.utils.io import InputError, atomic_write, run_cli
-
-DEFAULT_TOKENIZE = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
+from salign.scoring.score import TASKS, score_decode, write_results_table
+from salign.utils.io import InputError, run_cli
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -50,27 +47,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.collect is not None:
         if args.command is None:
             raise InputError("--collect needs --command \"<the command that reproduces these results>\"")
-        table = results_table(collect(args.collect), args.command, args.title)
-        with atomic_write(args.out) as f:
-            f.write(table)
-        print(table, end="")
+        print(write_results_table(args.collect, args.out, args.command, args.title), end="")
         return 0
     for name in ("task", "hyp", "ref"):
         if getattr(args, name) is None:
             raise InputError(f"--{name} is required when scoring (or use --collect EXPDIR)")
-    tokenize = args.bleu_tokenize or DEFAULT_TOKENIZE.get(args.tgt_lang or "", "13a")
-    test_set = args.test_set if args.test_set is not None else args.ref.resolve().parent.name
-    result = score_files(args.task, args.hyp, args.ref, args.allow_missing, tokenize, test_set, args.model,
-                         args.tgt_lang)
-    text = format_result(result)
-    with atomic_write(args.out / "result.json") as f:
-        json.dump(result, f, indent=1, ensure_ascii=False)
-        f.write("\n")
-    with atomic_write(args.out / "result.txt") as f:
-        f.write(text)
-    print(text, end="")
+    print(score_decode(args.task, args.hyp, args.ref, args.out, args.allow_missing, args.bleu_tokenize,
+                       args.test_set, args.model, args.tgt_lang), end="")
     return 0
-
 
 if __name__ == "__main__":
     run_cli(main)

@@ -1,1 +1,3 @@
-"""Corpus reading and validation (MuST-C), Kaldi data-dir tools and the mini MuST-C generator."""
+"""Data: the one reader of Kaldi ``key value`` files (:mod:`salign.data.kaldi`), Kaldi data dirs
+(:mod:`salign.data.datadir`), MuST-C preparation, the mini MuST-C generator, and stage 4/10 dumps
+(:mod:`salign.data.dump`)."""

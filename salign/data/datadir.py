@@ -1,56 +1,37 @@
-"""Kaldi-style data directories: read/write helpers, subset, speed-perturbed copies and a consistency check.
+"""Kaldi-style data directories, the one parser: segments, speed factors, subset, speed-perturbed copies, validation.
 
 A data dir holds ``wav.scp`` (recording -> wav path), ``segments`` (utt rec start end), ``utt2spk``, ``spk2utt``,
 ``utt2dur``, ``text.<lang>`` files and optionally ``utt2speed`` (utt -> speed factor, honoured by the feature
-extractor). Every file is sorted by key in C-locale (code point) order and written atomically.
+extractor). Every file is read and written by :mod:`salign.data.kaldi` (its rules: blank lines skipped, duplicate
+keys an error naming file:line, values stripped, a UTF-8 BOM ignored), sorted by key in C-locale order, atomically.
+
+Segment rules, the same for data preparation (stage 1, :func:`validate_datadir` and :mod:`salign.data.mustc`) and
+feature extraction (stage 3, :func:`read_data_dir`): ``utt rec start end`` with ``0 <= start < end``, or
+``end = -1`` for "to the end of the recording" (Kaldi's convention). A segment may end at most
+:data:`SEGMENT_TOLERANCE` (0.05 s) after its recording: stage 1 rejects a larger overrun, so stage 3 never meets
+one and clips the tolerated overrun to the end of the file. A speed-perturbed copy is an utterance whose
+``utt2speed`` factor is not 1 (:func:`is_perturbed`), never recognised by its id.
 """
 from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from salign.utils.io import InputError, PathLike, atomic_dir, atomic_write
+from salign.data.kaldi import iter_table, read_table, write_table
+from salign.utils.io import InputError, PathLike, atomic_dir
 
-__all__ = ["read_kv", "write_kv", "per_utt_files", "spk2utt_from_utt2spk", "format_time", "subset_datadir",
-           "speed_perturb_datadir", "validate_datadir", "SEGMENT_TOLERANCE"]
+__all__ = ["per_utt_files", "spk2utt_from_utt2spk", "format_time", "subset_datadir",
+           "speed_perturb_datadir", "validate_datadir", "SEGMENT_TOLERANCE", "Segment", "parse_segment",
+           "read_speeds", "read_data_dir", "is_perturbed"]
 
-#: seconds a segment may extend past the end of its wav (rounding in corpus offsets)
+#: Seconds a segment may end past the end of its recording (rounding in corpus offsets). Data preparation (stage 1)
+#: rejects a larger overrun; feature extraction clips a smaller one to the end of the file, so it never fails late.
 SEGMENT_TOLERANCE = 0.05
 #: files keyed by utterance id (besides ``text*``)
 PER_UTT = ("segments", "utt2spk", "utt2dur", "utt2speed", "utt2num_frames", "feats.scp")
-
-
-def read_kv(path: PathLike) -> Dict[str, str]:
-    """Read a Kaldi ``key value...`` file into an insertion-ordered dict (value may be empty).
-
-    Raises :class:`InputError` naming the file and line on a duplicate key or a blank line.
-    """
-    out: Dict[str, str] = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                parts = line.rstrip("\n").split(maxsplit=1)
-                if not parts:
-                    raise InputError("blank line", path, lineno, "remove blank lines")
-                key = parts[0]
-                if key in out:
-                    raise InputError(f"duplicate key '{key}'", path, lineno, "keys must be unique")
-                out[key] = parts[1].strip() if len(parts) > 1 else ""
-    except FileNotFoundError:
-        raise InputError("file not found", path, fix="re-run the stage that writes it") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 ({exc.reason})", path, fix="convert the file to UTF-8") from None
-    return out
-
-
-def write_kv(path: PathLike, mapping: Mapping[str, str]) -> None:
-    """Write ``key value`` lines sorted by key (C locale order), atomically."""
-    with atomic_write(path) as f:
-        for key in sorted(mapping):
-            value = mapping[key]
-            f.write(f"{key} {value}\n" if value != "" else f"{key}\n")
 
 
 def format_time(seconds: float) -> str:
@@ -94,7 +75,7 @@ def subset_datadir(data: PathLike, out: PathLike, first: Optional[int] = None,
     """
     data, out = Path(data), Path(out)
     _require_dir(data)
-    utt2spk = read_kv(data / "utt2spk")
+    utt2spk = read_table(data / "utt2spk")
     if (first is None) == (utt_list is None):
         raise InputError("give exactly one of --first and --utt_list", fix="e.g. --first 100")
     if first is not None:
@@ -111,13 +92,13 @@ def subset_datadir(data: PathLike, out: PathLike, first: Optional[int] = None,
         raise InputError("the subset is empty", fix="give at least one utterance")
     with atomic_dir(out) as tmp:
         for name in per_utt_files(data):
-            table = read_kv(data / name)
-            write_kv(tmp / name, {k: v for k, v in table.items() if k in keep})
+            table = read_table(data / name)
+            write_table(tmp / name, {k: v for k, v in table.items() if k in keep})
         sub = {u: s for u, s in utt2spk.items() if u in keep}
-        write_kv(tmp / "spk2utt", spk2utt_from_utt2spk(sub))
+        write_table(tmp / "spk2utt", spk2utt_from_utt2spk(sub))
         if (data / "segments").is_file():
-            used = {v.split()[0] for k, v in read_kv(data / "segments").items() if k in keep}
-            write_kv(tmp / "wav.scp", {k: v for k, v in read_kv(data / "wav.scp").items() if k in used})
+            used = {v.split()[0] for k, v in read_table(data / "segments").items() if k in keep}
+            write_table(tmp / "wav.scp", {k: v for k, v in read_table(data / "wav.scp").items() if k in used})
     return len(keep)
 
 
@@ -137,9 +118,9 @@ def speed_perturb_datadir(data: PathLike, out: PathLike, factors: Sequence[float
         raise InputError(f"bad --factors {list(factors)}", fix="distinct positive numbers, e.g. 0.9,1.0,1.1")
     if not (data / "segments").is_file():
         raise InputError("missing segments", data, fix="speed perturbation needs a segmented data dir")
-    tables = {name: read_kv(data / name) for name in per_utt_files(data)}
+    tables = {name: read_table(data / name) for name in per_utt_files(data)}
     utt2spk = tables["utt2spk"]
-    old_speed = {u: float(v) for u, v in tables.get("utt2speed", {}).items()}
+    old_speed = read_speeds(data)
     result: Dict[str, Dict[str, str]] = {name: {} for name in tables}
     result["utt2speed"] = {}
     for f in factors:
@@ -159,19 +140,99 @@ def speed_perturb_datadir(data: PathLike, out: PathLike, factors: Sequence[float
     result.pop("feats.scp", None)
     with atomic_dir(out) as tmp:
         for name, table in result.items():
-            write_kv(tmp / name, table)
-        write_kv(tmp / "spk2utt", spk2utt_from_utt2spk(result["utt2spk"]))
+            write_table(tmp / name, table)
+        write_table(tmp / "spk2utt", spk2utt_from_utt2spk(result["utt2spk"]))
         shutil.copyfile(data / "wav.scp", tmp / "wav.scp")
     return len(result["utt2spk"])
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One utterance: ``start``/``end`` in seconds of the original recording (``end=None``: to the end of file)."""
+
+    utt: str
+    rec: str
+    start: float = 0.0
+    end: Optional[float] = None
+    speed: float = 1.0
+
+
+def parse_segment(utt: str, value: str, path: PathLike, lineno: int) -> Tuple[str, float, Optional[float]]:
+    """``rec start end`` of a ``segments`` line -> ``(rec, start, end)``; Kaldi's ``end = -1`` (to the end of the
+    recording) gives ``end=None``. Needs exactly three fields, numbers, ``0 <= start < end``."""
+    fields = value.split()
+    if len(fields) != 3:
+        raise InputError(f"expected 'utt rec start end', got '{utt} {value}'", path, lineno, "fix the segments file")
+    try:
+        start, end = float(fields[1]), float(fields[2])
+    except ValueError:
+        raise InputError(f"utterance '{utt}': times must be numbers, got '{value}'", path, lineno,
+                         "fix the segments file") from None
+    if end == -1 and start >= 0:
+        return fields[0], start, None
+    if not 0 <= start < end:
+        what = "negative start" if start < 0 else "empty segment"
+        raise InputError(f"utterance '{utt}': {what} (start={start} end={end})", path, lineno,
+                         "need 0 <= start < end (or end = -1: to the end of the recording)")
+    return fields[0], start, end
+
+
+def read_speeds(data: PathLike) -> Dict[str, float]:
+    """``utt2speed`` of a data dir (utt -> positive speed factor); ``{}`` when the dir has none."""
+    path = Path(data) / "utt2speed"
+    speeds: Dict[str, float] = {}
+    if not path.is_file():
+        return speeds
+    for lineno, utt, value in iter_table(path):
+        try:
+            speeds[utt] = float(value)
+        except ValueError:
+            speeds[utt] = -1.0
+        if not speeds[utt] > 0:
+            raise InputError(f"utterance '{utt}': bad speed factor '{value}'", path, lineno,
+                             fix="write a positive number such as 0.9")
+    return speeds
+
+
+def is_perturbed(speeds: Mapping[str, float], utt: str) -> bool:
+    """True for a speed-perturbed copy: ``utt2speed`` (:func:`read_speeds`) gives it a factor other than 1."""
+    return speeds.get(utt, 1.0) != 1.0
+
+
+def read_data_dir(data: PathLike) -> Tuple[List[Segment], Dict[str, str]]:
+    """The utterances of a data dir as :class:`Segment` sorted by id, and recording id -> audio path.
+
+    Without ``segments`` every recording of ``wav.scp`` is one utterance. Segment rules: :func:`parse_segment`;
+    a segment ending at most :data:`SEGMENT_TOLERANCE` past its recording is clipped when the audio is read.
+    """
+    data = Path(data)
+    fix = "run data preparation first"
+    wav_scp = read_table(data / "wav.scp", fix=fix)
+    speeds = read_speeds(data)
+    segs: List[Segment] = []
+    if (data / "segments").is_file():
+        for lineno, utt, value in iter_table(data / "segments", fix=fix):
+            rec, start, end = parse_segment(utt, value, data / "segments", lineno)
+            if rec not in wav_scp:
+                raise InputError(f"utterance '{utt}' refers to recording '{rec}' absent from wav.scp",
+                                 data / "segments", lineno, fix="re-run data preparation")
+            segs.append(Segment(utt, rec, start, end, speeds.get(utt, 1.0)))
+    else:
+        segs = [Segment(rec, rec, 0.0, None, speeds.get(rec, 1.0)) for rec in wav_scp]
+    if not segs:
+        raise InputError("no utterances", data, fix="check wav.scp/segments are not empty")
+    segs.sort(key=lambda s: s.utt)
+    return segs, wav_scp
+
+
 def _check_sorted(path: Path) -> Dict[str, str]:
-    table = read_kv(path)
+    table: Dict[str, str] = {}
     prev = None
-    for lineno, key in enumerate(table, 1):
+    for lineno, key, value in iter_table(path):
         if prev is not None and key < prev:
             raise InputError(f"not sorted: '{key}' after '{prev}'", path, lineno,
                              "sort by key in C locale (LC_ALL=C sort)")
+        table[key] = value
         prev = key
     return table
 
@@ -233,34 +294,26 @@ def validate_datadir(data: PathLike, check_audio: bool = True) -> int:
     segments = tables.get("segments")
     if segments is None:
         return len(utts)
-    speed = {u: _number(v, data / "utt2speed", u) for u, v in tables.get("utt2speed", {}).items()}
+    speed = read_speeds(data)
     durs = {u: _number(v, data / "utt2dur", u) for u, v in tables.get("utt2dur", {}).items()}
     rec_dur: Dict[str, Optional[float]] = {}
-    for lineno, (utt, value) in enumerate(segments.items(), 1):
-        fields = value.split()
-        try:
-            rec, start, end = fields[0], float(fields[1]), float(fields[2])
-            if len(fields) != 3:
-                raise ValueError
-        except (ValueError, IndexError):
-            raise InputError(f"expected 'utt rec start end', got '{utt} {value}'", data / "segments", lineno,
-                             "fix the segments file") from None
+    for lineno, utt, value in iter_table(data / "segments"):
+        rec, start, end = parse_segment(utt, value, data / "segments", lineno)
         if rec not in wav_scp:
             raise InputError(f"recording '{rec}' not in wav.scp", data / "segments", lineno,
                              "add it to wav.scp or drop the segment")
-        if not 0 <= start < end:
-            raise InputError(f"bad times start={start} end={end}", data / "segments", lineno,
-                             "need 0 <= start < end")
-        if check_audio:
+        if check_audio and (end is not None or utt in durs):
             if rec not in rec_dur:
                 rec_dur[rec] = _wav_duration(wav_scp[rec])
             total = rec_dur[rec]
             if total is not None and total < 0:
                 raise InputError(f"unreadable wav {wav_scp[rec]}", data / "wav.scp", fix="re-create the audio")
-            if total is not None and end > total + SEGMENT_TOLERANCE:
+            if total is not None and end is not None and end > total + SEGMENT_TOLERANCE:
                 raise InputError(f"segment ends at {end:.3f} s, after the end of {wav_scp[rec]} ({total:.3f} s)",
                                  data / "segments", lineno, "drop or fix the segment")
-        if utt in durs:
+            if end is None:
+                end = total
+        if utt in durs and end is not None:
             want = (end - start) / speed.get(utt, 1.0)
             if abs(durs[utt] - want) > 0.01:
                 raise InputError(f"utt2dur says {durs[utt]:.3f} but segments/utt2speed give {want:.3f}",

@@ -11,7 +11,6 @@ Only ``tgt='es'`` exists: Apertium has no English->German/French pair.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import random
@@ -28,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from salign.utils.io import InputError, PathLike, atomic_dir, atomic_write
+from salign.utils.stamp import Stamp
 
 __all__ = ["SUPPORTED_TGT", "SPLITS", "MiniMustcOptions", "check_tools", "sentence_pool", "translated_pool",
            "generate"]
@@ -37,6 +37,7 @@ SPLITS = ("train", "dev", "tst-COMMON", "tst-HE")
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 SAMPLE_RATE = 16000
 FORMAT = 1  # bump when the output for given options changes
+STAMP = ".mini_mustc.json"  # a salign.utils.stamp stamp of the options
 CHUNK = 1000  # apertium chunk size: fixed, so translations do not depend on --nj
 _SENTENCE = re.compile(r"^[A-Z][a-z]*(?:(?:[,;]? |['-])[A-Za-z]+)*[.!?]$")
 _ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|vs|etc|Inc|Ltd|Co|Mt|No|[A-Z])\.$")
@@ -235,13 +236,6 @@ def _make_talk(job: Tuple[int, List[str], int, Path]) -> Tuple[str, List[Tuple[f
     return name, times
 
 
-def _read_stamp(path: Path) -> Optional[dict]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def generate(out: PathLike, opts: MiniMustcOptions, nj: int = 2, log: Callable[[str], None] = print,
              cache_dir: Optional[PathLike] = None) -> Path:
     """Build ``<out>/en-<tgt>`` (see module doc) atomically; return its path. An identical corpus is reused."""
@@ -253,16 +247,16 @@ def generate(out: PathLike, opts: MiniMustcOptions, nj: int = 2, log: Callable[[
     if opts.tgt not in SUPPORTED_TGT:
         check_tools(opts.tgt)
     pair_dir = Path(out) / f"en-{opts.tgt}"
-    stamp_path = pair_dir / ".mini_mustc.json"
-    old = _read_stamp(stamp_path)
-    if old == opts.as_dict():
+    stamp = Stamp(pair_dir / STAMP, [], opts.as_dict())
+    reason = stamp.reason()
+    if reason is None:
         log(f"gen_mini_mustc: {pair_dir} already complete with the same options; nothing to do")
         return pair_dir
-    if pair_dir.exists() and old is None:
-        raise InputError("exists but was not built by gen_mini_mustc (no .mini_mustc.json)", pair_dir,
+    if pair_dir.exists() and not stamp.path.exists():
+        raise InputError(f"exists but was not built by gen_mini_mustc (no {STAMP})", pair_dir,
                          fix="remove it or choose another --out")
-    if old is not None:
-        log(f"gen_mini_mustc: {pair_dir} was built with other options; rebuilding")
+    if stamp.path.exists():
+        log(f"gen_mini_mustc: {pair_dir} was built with other options ({reason}); rebuilding")
     check_tools(opts.tgt)
     pairs = translated_pool(nj, cache_dir)
     total = sum(sizes.values())
@@ -308,7 +302,7 @@ def generate(out: PathLike, opts: MiniMustcOptions, nj: int = 2, log: Callable[[
             for lang, idx in (("en", 0), (opts.tgt, 1)):
                 (tmp / "mt-extra" / f"mt-extra.{lang}").write_text("".join(p[idx] + "\n" for p in extra),
                                                                    encoding="utf-8")
-        (tmp / ".mini_mustc.json").write_text(json.dumps(opts.as_dict(), indent=1) + "\n", encoding="utf-8")
+        Stamp(tmp / STAMP, [], opts.as_dict()).write()  # no inputs: valid at the final path too
     log(f"gen_mini_mustc: {total} segments ({', '.join(f'{k} {v}' for k, v in sizes.items())}), "
         f"{seconds / 3600:.2f} h of speech, {len(extra)} text-only MT pairs, {time.time() - start:.1f} s -> {pair_dir}")
     return pair_dir

@@ -3,12 +3,10 @@
 Layout (both versions): ``<root>/<src>-<tgt>/data/<split>/wav/<talk>.wav`` plus ``txt/<split>.yaml``,
 ``txt/<split>.<src>`` and ``txt/<split>.<tgt>`` with one line per segment in the same order. ``root`` may also be
 the ``<src>-<tgt>`` directory itself. Every split is validated before anything is written; each data dir is
-written as a whole (atomic) with a stamp so that an identical re-run is skipped.
+written as a whole (atomic) with a stamp (:mod:`salign.utils.stamp`) so that an identical re-run is skipped.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -17,9 +15,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from salign.data.datadir import SEGMENT_TOLERANCE, format_time, spk2utt_from_utt2spk, write_kv
+from salign.data.datadir import SEGMENT_TOLERANCE, format_time, spk2utt_from_utt2spk
+from salign.data.kaldi import write_table
 from salign.text.normalize import normalize_source, normalize_target
 from salign.utils.io import InputError, PathLike, atomic_dir
+from salign.utils.stamp import Stamp
 
 __all__ = ["V1_TARGETS", "Segment", "find_pair_dir", "detect_version", "parse_yaml", "read_split",
            "speaker_id", "write_datadir", "prepare", "STAMP"]
@@ -252,42 +252,33 @@ def read_split(pair_dir: Path, split: str, src: str, tgt: str) -> Tuple[List[Seg
     return segs, wavs
 
 
-def write_datadir(out: Path, segs: Sequence[Segment], wavs: Dict[str, Path], src: str, tgt: str,
-                  stamp: dict) -> None:
-    """Write one Kaldi data dir atomically (all files sorted by key) and its stamp."""
+def write_datadir(out: Path, segs: Sequence[Segment], wavs: Dict[str, Path], src: str, tgt: str) -> None:
+    """Write one Kaldi data dir atomically (all files sorted by key)."""
     with atomic_dir(out) as tmp:
-        write_kv(tmp / "wav.scp", {rec: str(path) for rec, path in wavs.items()})
-        write_kv(tmp / "segments", {s.utt: f"{s.rec} {format_time(s.start)} {format_time(s.end)}" for s in segs})
+        write_table(tmp / "wav.scp", {rec: str(path) for rec, path in wavs.items()})
+        write_table(tmp / "segments", {s.utt: f"{s.rec} {format_time(s.start)} {format_time(s.end)}" for s in segs})
         utt2spk = {s.utt: s.spk for s in segs}
-        write_kv(tmp / "utt2spk", utt2spk)
-        write_kv(tmp / "spk2utt", spk2utt_from_utt2spk(utt2spk))
-        write_kv(tmp / f"text.{src}", {s.utt: normalize_source(s.src) for s in segs})
-        write_kv(tmp / f"text.{src}.tc", {s.utt: normalize_target(s.src) for s in segs})
-        write_kv(tmp / f"text.{tgt}", {s.utt: normalize_target(s.tgt) for s in segs})
-        write_kv(tmp / "utt2dur", {s.utt: format_time(s.end - s.start) for s in segs})
-        (tmp / STAMP).write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        write_table(tmp / "utt2spk", utt2spk)
+        write_table(tmp / "spk2utt", spk2utt_from_utt2spk(utt2spk))
+        write_table(tmp / f"text.{src}", {s.utt: normalize_source(s.src) for s in segs})
+        write_table(tmp / f"text.{src}.tc", {s.utt: normalize_target(s.src) for s in segs})
+        write_table(tmp / f"text.{tgt}", {s.utt: normalize_target(s.tgt) for s in segs})
+        write_table(tmp / "utt2dur", {s.utt: format_time(s.end - s.start) for s in segs})
 
 
-def _stamp(pair_dir: Path, split: str, src: str, tgt: str, version: str) -> dict:
-    """Inputs that determine a split's output: options plus size/mtime of the text files and the wav dir."""
+def split_stamp(pair_dir: Path, split: str, src: str, tgt: str, version: str, out: Path) -> Stamp:
+    """The stamp of one split's data dir: the content of its ``txt/`` files, and the options and the names and sizes
+    of its wav files (what the data dir depends on: a wav's duration follows from its size; its samples are the
+    input of stage 3, whose own stamp covers them)."""
     split_dir = pair_dir / "data" / split
-    h = hashlib.sha1()
-    for sub in ("txt", "wav"):
-        d = split_dir / sub
-        if d.is_dir():
-            with os.scandir(d) as it:
-                for ent in sorted(it, key=lambda x: x.name):
-                    st = ent.stat()
-                    h.update(f"{sub}/{ent.name} {st.st_size} {st.st_mtime_ns}\n".encode())
-    return {"tool": "salign.bin.prep_mustc", "format": 1, "pair_dir": str(pair_dir.resolve()), "split": split,
-            "src": src, "tgt": tgt, "version": version, "inputs_sha1": h.hexdigest()}
-
-
-def _is_current(out: Path, stamp: dict) -> bool:
-    try:
-        return json.loads((out / STAMP).read_text(encoding="utf-8")) == stamp
-    except (OSError, ValueError):
-        return False
+    wav_dir = split_dir / "wav"
+    wavs = {}
+    if wav_dir.is_dir():
+        with os.scandir(wav_dir) as it:
+            wavs = {ent.name: ent.stat().st_size for ent in it}
+    txt = [split_dir / "txt"] if (split_dir / "txt").is_dir() else []
+    return Stamp(out / STAMP, txt, {"tool": "salign.bin.prep_mustc", "pair_dir": str(pair_dir.resolve()),
+                                    "split": split, "src": src, "tgt": tgt, "version": version, "wavs": wavs})
 
 
 def prepare(root: PathLike, src: str, tgt: str, splits: Sequence[str], out: PathLike,
@@ -303,15 +294,16 @@ def prepare(root: PathLike, src: str, tgt: str, splits: Sequence[str], out: Path
     out = Path(out)
     todo = []
     for split in splits:
-        stamp = _stamp(pair_dir, split, src, tgt, version)
-        if _is_current(out / split, stamp):
+        stamp = split_stamp(pair_dir, split, src, tgt, version, out / split)
+        if stamp.reason() is None:
             log(f"{out / split}: up to date (same inputs), skipped")
         else:
             todo.append((split, stamp))
     loaded = [(split, stamp, *read_split(pair_dir, split, src, tgt)) for split, stamp in todo]  # validate all first
     counts = {}
     for split, stamp, segs, wavs in loaded:
-        write_datadir(out / split, segs, wavs, src, tgt, stamp)
+        write_datadir(out / split, segs, wavs, src, tgt)
+        stamp.write()
         counts[split] = len(segs)
         hours = sum(s.end - s.start for s in segs) / 3600
         log(f"{out / split}: {len(segs)} segments, {len(wavs)} recordings, {hours:.2f} h (MuST-C {version})")

@@ -6,41 +6,30 @@ computed on the int16 sample scale like Kaldi (float audio in [-1, 1] is multipl
 for the whole utterance at once with torch array operations (one framing, one batched real FFT, one mel matmul);
 kaldi-native-fbank (``backend="knf"``, frame by frame in C++) is the reference they are tested against.
 
-A data dir is read as a list of :class:`Segment` (utterance, recording, start, end, speed); :func:`iter_waves` opens
-each recording once and cuts its segments in time order, so a long talk is never re-read per segment and memory stays
-bounded by one segment.
+A data dir is read as a list of :class:`~salign.data.datadir.Segment` (utterance, recording, start, end, speed) by
+:func:`salign.data.datadir.read_data_dir`; :func:`iter_waves` opens each recording once and cuts its segments in
+time order, so a long talk is never re-read per segment and memory stays bounded by one segment.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from fractions import Fraction
 from itertools import groupby
-from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 import kaldi_native_fbank as knf
 import numpy as np
 import soundfile as sf
 
+from salign.data.datadir import SEGMENT_TOLERANCE, Segment, read_data_dir
 from salign.utils.io import InputError, PathLike
+
+__all__ = ["FBANK_DIM", "SAMPLE_RATE", "Segment", "read_data_dir", "compute_fbank", "load_segment", "speed_perturb",
+           "iter_waves", "iter_fbank", "kaldi_mel_banks", "fbank_options"]
 
 FBANK_DIM = 80
 SAMPLE_RATE = 16000
 INT16_SCALE = 32768.0
-# A segment may end this many seconds past the end of its wav (rounding in the segment times); it is truncated.
-END_TOLERANCE_S = 0.01
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One utterance: ``start``/``end`` in seconds of the original recording (``end=None``: to the end of file)."""
-
-    utt: str
-    rec: str
-    start: float = 0.0
-    end: Optional[float] = None
-    speed: float = 1.0
 
 
 def fbank_options(sr: int = SAMPLE_RATE, num_mel_bins: int = FBANK_DIM) -> knf.FbankOptions:
@@ -192,7 +181,8 @@ def speed_perturb(wave: np.ndarray, factor: float) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def _check_path(path: str, rec: str, wav_scp: PathLike) -> str:
+def check_audio_path(path: str, rec: str, wav_scp: PathLike) -> str:
+    """``path`` if it names an existing audio file (not a command pipe); else :class:`InputError`."""
     if path.endswith("|"):
         raise InputError(f"recording '{rec}' is a command pipe; make_fbank reads plain audio files", wav_scp,
                          fix="write wav paths in wav.scp and put speed factors in utt2speed")
@@ -220,7 +210,7 @@ def _cut(f: sf.SoundFile, seg: Segment, path: str, sr: int, where: PathLike) -> 
     start = int(round(seg.start * sr))
     end = total if seg.end is None else int(round(seg.end * sr))
     if seg.end is not None and end > total:
-        if end - total > END_TOLERANCE_S * sr:
+        if end - total > SEGMENT_TOLERANCE * sr:
             raise InputError(f"utterance '{seg.utt}': segment {seg.start:.2f}-{seg.end:.2f} s ends after the end of "
                              f"'{path}' ({total / sr:.2f} s)", where,
                              fix="correct the segment times or the recording")
@@ -247,70 +237,9 @@ def load_segment(path: PathLike, start: float = 0.0, end: Optional[float] = None
     segment past the end of the file or an empty segment.
     """
     path = str(path)
-    _check_path(path, utt, path)
+    check_audio_path(path, utt, path)
     with _open(path, utt, sr, path) as f:
         return _cut(f, Segment(utt, utt, start, end, speed), path, sr, path)
-
-
-def _read_table(path: Path, min_fields: int, required: bool = True) -> List[Tuple[int, List[str]]]:
-    if not path.is_file():
-        if required:
-            raise InputError("file is missing", path, fix="run data preparation first")
-        return []
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) < min_fields:
-                raise InputError(f"expected at least {min_fields} fields, got {len(fields)}", path, lineno,
-                                 fix="use Kaldi format: one 'key value...' entry per line")
-            rows.append((lineno, fields))
-    return rows
-
-
-def read_data_dir(data: PathLike) -> Tuple[List[Segment], Dict[str, str]]:
-    """Read a Kaldi data dir: its segments sorted by utterance id, and recording id -> audio path."""
-    data = Path(data)
-    wav_scp: Dict[str, str] = {}
-    for lineno, fields in _read_table(data / "wav.scp", 2):
-        if fields[0] in wav_scp:
-            raise InputError(f"duplicate recording id '{fields[0]}'", data / "wav.scp", lineno)
-        wav_scp[fields[0]] = " ".join(fields[1:])
-    speeds: Dict[str, float] = {}
-    for lineno, fields in _read_table(data / "utt2speed", 2, required=False):
-        try:
-            speeds[fields[0]] = float(fields[1])
-            assert speeds[fields[0]] > 0
-        except (ValueError, AssertionError):
-            raise InputError(f"bad speed factor '{fields[1]}'", data / "utt2speed", lineno,
-                             fix="write a positive number such as 0.9") from None
-    segs: List[Segment] = []
-    if (data / "segments").is_file():
-        for lineno, fields in _read_table(data / "segments", 4):
-            utt, rec = fields[0], fields[1]
-            if rec not in wav_scp:
-                raise InputError(f"utterance '{utt}' refers to recording '{rec}' absent from wav.scp",
-                                 data / "segments", lineno, fix="re-run data preparation")
-            try:
-                start, end = float(fields[2]), float(fields[3])
-            except ValueError:
-                raise InputError(f"utterance '{utt}': times must be numbers", data / "segments", lineno) from None
-            if end <= start and end != -1:
-                raise InputError(f"utterance '{utt}': empty segment ({start} to {end} s)", data / "segments",
-                                 lineno, fix="remove the utterance or fix its times")
-            segs.append(Segment(utt, rec, start, None if end == -1 else end, speeds.get(utt, 1.0)))
-    else:
-        segs = [Segment(rec, rec, 0.0, None, speeds.get(rec, 1.0)) for rec in wav_scp]
-    segs.sort(key=lambda s: s.utt)
-    for a, b in zip(segs, segs[1:]):
-        if a.utt == b.utt:
-            raise InputError(f"duplicate utterance id '{a.utt}'", data / ("segments" if (data / "segments").is_file()
-                                                                          else "wav.scp"))
-    if not segs:
-        raise InputError("no utterances", data, fix="check wav.scp/segments are not empty")
-    return segs, wav_scp
 
 
 def iter_waves(segs: Iterable[Segment], wav_scp: Dict[str, str], sr: int = SAMPLE_RATE,
@@ -318,7 +247,7 @@ def iter_waves(segs: Iterable[Segment], wav_scp: Dict[str, str], sr: int = SAMPL
     """Yield ``(segment, samples)`` grouped by recording: each audio file is opened once, segments cut in order."""
     ordered = sorted(segs, key=lambda s: (s.rec, s.start, s.utt))
     for rec, group in groupby(ordered, key=lambda s: s.rec):
-        path = _check_path(wav_scp[rec], rec, where)
+        path = check_audio_path(wav_scp[rec], rec, where)
         with _open(path, rec, sr, where) as f:
             for seg in group:
                 yield seg, _cut(f, seg, path, sr, where)

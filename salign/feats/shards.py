@@ -3,10 +3,12 @@
 
 Shard J (1-based) of N holds the J-th contiguous block of the utterance list sorted by id; its files live in
 ``OUT/splitN/`` and are written under temporary names (``.NAME.tmp``), renamed when all are complete, and followed by
-a ``*.J.done`` stamp holding a hash of everything the shard depends on. A shard whose stamp matches the current inputs
-is skipped; one with leftover temporaries, a missing file or an outdated stamp is redone. The merge refuses to run
-until every shard is complete (naming the first that is not, its log and the command that redoes it) and writes
-``OUT/.done`` last.
+a ``*.J.done`` stamp (:mod:`salign.utils.stamp`: the content of the shard's audio files, its segment list with speed
+factors and audio paths, and the dump's options). A shard whose stamp matches is skipped; one with leftover
+temporaries, a missing file or an outdated stamp is redone, so a recording replaced by another of the same name and
+length is extracted again. The merge refuses to run until every shard is complete (naming the first that is not, its
+log and the command that redoes it) and writes ``OUT/.done`` last: a stamp of the shard stamps and the merged files.
+The tool decides alone whether stage 3 has work to do; the driver just runs it.
 
 A tool subclasses :class:`ShardedDump` with what it writes per shard and what it merges; :func:`shard_main` is its
 command line.
@@ -16,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -24,8 +25,10 @@ import time
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
-from salign.feats.fbank import Segment, read_data_dir
-from salign.utils.io import InputError, atomic_write
+from salign.data.datadir import Segment, read_data_dir
+from salign.feats.fbank import check_audio_path
+from salign.utils.io import InputError
+from salign.utils.stamp import Stamp
 
 
 def shard_segments(segs: List[Segment], nj: int, job: int) -> List[Segment]:
@@ -35,9 +38,9 @@ def shard_segments(segs: List[Segment], nj: int, job: int) -> List[Segment]:
     return segs[start:start + base + (1 if job <= extra else 0)]
 
 
-def make_stamp(segs: Sequence[Segment], wav_scp: Dict[str, str], options: Dict[str, object]) -> str:
-    """A hash of everything a shard depends on: its segments, their audio paths and the dump's ``options``."""
-    h = hashlib.sha256(json.dumps(options).encode())
+def segments_digest(segs: Sequence[Segment], wav_scp: Dict[str, str]) -> str:
+    """A hash of a shard's segment list: ids, recordings, times, speed factors and audio paths."""
+    h = hashlib.sha256()
     for s in segs:
         h.update(f"{s.utt}\t{s.rec}\t{s.start!r}\t{s.end!r}\t{s.speed!r}\t{wav_scp[s.rec]}\n".encode())
     return h.hexdigest()
@@ -53,17 +56,19 @@ def _remove(path: Path) -> None:
 class Shard:
     """The files of shard ``job`` in ``split``: ``names`` (``{j}`` = job; a name may be a directory) and a stamp."""
 
-    def __init__(self, split: Path, job: int, names: Sequence[str], done: str, stamp: str) -> None:
-        self.split, self.job, self.stamp = split, job, stamp
+    def __init__(self, split: Path, job: int, names: Sequence[str], done: str, inputs: Sequence[str],
+                 options: Dict[str, object]) -> None:
+        self.split, self.job = split, job
         self.finals = [split / n.format(j=job) for n in names]
         self.temps = [p.with_name(f".{p.name}.tmp") for p in self.finals]
         self.done = split / done.format(j=job)
+        self.stamp = Stamp(self.done, inputs, options)
 
     def complete(self) -> bool:
-        """All files present, no leftover temporaries, and a done stamp equal to this shard's stamp."""
-        if any(t.exists() for t in self.temps) or not all(f.exists() for f in self.finals) or not self.done.is_file():
+        """No leftover temporaries, and a done stamp matching the inputs, the options and the (present) files."""
+        if any(t.exists() for t in self.temps) or not all(f.exists() for f in self.finals):
             return False
-        return self.done.read_text(encoding="utf-8").strip() == self.stamp
+        return self.stamp.reason() is None
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[List[Path]]:
@@ -72,6 +77,7 @@ class Shard:
         Temporaries are renamed in the order of ``names`` (write what others point at, e.g. an ark, first). On
         failure they are removed and the shard stays incomplete.
         """
+        self.stamp.identities()  # the inputs as the shard starts: a change while it runs redoes it next time
         self.split.mkdir(parents=True, exist_ok=True)
         for p in self.temps + [self.done]:  # stale state from an interrupted or outdated run
             _remove(p)
@@ -85,8 +91,7 @@ class Shard:
             for p in self.temps:
                 _remove(p)
             raise
-        with atomic_write(self.done) as f:
-            f.write(self.stamp + "\n")
+        self.stamp.write(self.finals)
 
 
 class ShardedDump:
@@ -136,9 +141,11 @@ class ShardedDump:
         print(f"{self.tool}: {msg}", file=sys.stderr, flush=True)
 
     def shard(self, job: int) -> Shard:
-        """Shard ``job`` (1..nj) with the stamp of its current inputs."""
+        """Shard ``job`` (1..nj) with the stamp of its current inputs (its audio files, segments and options)."""
         mine = shard_segments(self.segs, self.nj, job)
-        return Shard(self.split, job, self.shard_files, self.shard_done, make_stamp(mine, self.wav_scp, self.options()))
+        audio = sorted({check_audio_path(self.wav_scp[s.rec], s.rec, self.data / "wav.scp") for s in mine})
+        options = dict(self.options(), segments=segments_digest(mine, self.wav_scp))
+        return Shard(self.split, job, self.shard_files, self.shard_done, audio, options)
 
     def run_shard(self, job: int) -> bool:
         """Write shard ``job``; returns False if it was already complete and skipped."""
@@ -157,12 +164,6 @@ class ShardedDump:
     def merge(self, logdir: Path) -> bool:
         """Check all shards, then write the merged outputs and ``.done`` last; False if already merged."""
         shards = [self.shard(j) for j in range(1, self.nj + 1)]
-        stamp = hashlib.sha256(("merge" + "".join(s.stamp for s in shards)).encode()).hexdigest()
-        done = self.out / ".done"
-        if done.is_file() and done.read_text(encoding="utf-8").strip() == stamp \
-                and all((self.out / name).is_file() for name in self.merged_files):
-            self.log(f"{self.out} already merged, skipped")
-            return False
         for s in shards:
             if not s.complete():
                 j = s.job
@@ -170,11 +171,14 @@ class ShardedDump:
                                  f"{s.done}); see {logdir / f'{self.tool}.{j}.log'}", self.out,
                                  fix=f"re-run the shard: python -m salign.bin.{self.tool} --data {self.data} "
                                      f"--out {self.out} --nj {self.nj} --job {j}")
-        if done.exists():
-            done.unlink()
+        stamp = Stamp(self.out / ".done", [s.done for s in shards], {"tool": self.tool, "nj": self.nj})
+        if stamp.reason() is None:
+            self.log(f"{self.out} already merged, skipped")
+            return False
+        if stamp.path.exists():
+            stamp.path.unlink()
         summary = self.write_merged(shards)
-        with atomic_write(done) as f:
-            f.write(stamp + "\n")
+        stamp.write([self.out / name for name in self.merged_files])
         self.log(f"merged {self.nj} shards: {summary}")
         return True
 

@@ -16,27 +16,18 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import jiwer
 from sacrebleu.metrics import BLEU, CHRF, TER
 
-from salign.utils.io import InputError, PathLike
+from salign.data.kaldi import read_table
+from salign.utils.io import InputError, PathLike, atomic_write
 
 TASKS = ("st", "mt", "asr")
+DEFAULT_TOKENIZE = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}  # sacreBLEU tokenizer per target language
 MISSING = "–"
 _SPACES = re.compile(r"\s+")
 
 
 def read_text(path: PathLike) -> Dict[str, str]:
-    """Read a Kaldi text file into ``{utt: text}`` (file order); a line with only an id is an empty text."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("file is missing", path, fix="check the decode dir or the reference path")
-    out: Dict[str, str] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.strip().split(maxsplit=1)
-            if not parts:
-                continue
-            if parts[0] in out:
-                raise InputError(f"duplicate utterance id '{parts[0]}'", path, lineno, fix="keep one line per utt")
-            out[parts[0]] = parts[1] if len(parts) > 1 else ""
+    """A Kaldi text file as ``{utt: text}`` (file order; :mod:`salign.data.kaldi` rules); an empty file is an error."""
+    out = read_table(path, fix="check the decode dir or the reference path")
     if not out:
         raise InputError("no utterances", path, fix="check that decoding finished")
     return out
@@ -210,3 +201,37 @@ def results_table(results: Sequence[Dict[str, object]], command: str, title: str
         lines.append("- WER: jiwer, lower-cased, punctuation removed")
     lines += ["", "Reproduce:", "", "```bash", command, "```", ""]
     return "\n".join(lines)
+
+
+def bleu_tokenizer(tgt_lang: Optional[str], bleu_tokenize: Optional[str] = None) -> str:
+    """The sacreBLEU tokenizer: ``bleu_tokenize`` if given, else the one for ``tgt_lang`` (zh/ja/ko), else 13a."""
+    return bleu_tokenize or DEFAULT_TOKENIZE.get(tgt_lang or "", "13a")
+
+
+def score_decode(task: str, hyp: Path, ref: Path, out: PathLike, allow_missing: bool = False,
+                 bleu_tokenize: Optional[str] = None, test_set: Optional[str] = None, model: str = "",
+                 tgt_lang: Optional[str] = None) -> str:
+    """Score one decode into ``out/result.json`` and ``out/result.txt`` (atomically); return the text.
+
+    ``test_set`` defaults to the name of the reference's directory.
+    """
+    out = Path(out)
+    if test_set is None:
+        test_set = Path(ref).resolve().parent.name
+    result = score_files(task, hyp, ref, allow_missing, bleu_tokenizer(tgt_lang, bleu_tokenize), test_set, model,
+                         tgt_lang)
+    text = format_result(result)
+    with atomic_write(out / "result.json") as f:
+        json.dump(result, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    with atomic_write(out / "result.txt") as f:
+        f.write(text)
+    return text
+
+
+def write_results_table(expdir: PathLike, out: PathLike, command: str, title: str = "Results") -> str:
+    """Collect every ``result.json`` below ``expdir`` into the Markdown table ``out`` (atomically); return it."""
+    table = results_table(collect(expdir), command, title)
+    with atomic_write(out) as f:
+        f.write(table)
+    return table

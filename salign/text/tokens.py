@@ -5,30 +5,29 @@ model's pieces in id order without SentencePiece's own ``<unk>``/``<s>``/``</s>`
 ESPnet loads the pair with ``--token_list OUT/tokens.txt --bpemodel OUT/bpe.model``.
 
 Training is deterministic (one thread, fixed seed, no sentence sampling below 10^8 lines), idempotent (a ``stamp.json``
-of the inputs' content and the options; a matching stamp skips the work) and atomic (each model dir is built under a
-temporary name and renamed when complete). A vocabulary too large for the corpus is lowered to the largest size
-SentencePiece accepts, with a warning.
+of the inputs' content and the options, :mod:`salign.utils.stamp`; a matching stamp skips the work) and atomic (each
+model dir is built under a temporary name and renamed when complete). A vocabulary too large for the corpus is
+lowered to the largest size SentencePiece accepts, with a warning.
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import re
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import sentencepiece as spm
 
+from salign.data.kaldi import iter_table
 from salign.utils.io import InputError, PathLike, atomic_dir
+from salign.utils.stamp import Stamp
 
 BLANK = "<blank>"
 UNK = "<unk>"
 SOS_EOS = "<sos/eos>"
 MODEL_TYPES = ("unigram", "bpe", "char", "word")
 SEED = 1234
-STAMP_VERSION = 1
 _TOO_HIGH = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
 
 
@@ -38,40 +37,13 @@ def warn(msg: str) -> None:
 
 
 def read_kaldi_text(path: PathLike) -> Iterator[str]:
-    """Yield the text of each ``utt text`` line of a Kaldi text file (the utterance id stripped; empty texts skipped)."""
+    """Yield the text of each ``utt text`` line of a Kaldi text file (the id stripped; empty texts skipped)."""
     path = Path(path)
     if not path.is_file():
         raise InputError("text file is missing", path, fix="run data preparation first or fix --text")
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            parts = line.strip().split(maxsplit=1)
-            if len(parts) == 2:
-                yield parts[1]
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def make_stamp(texts: Sequence[PathLike], options: Dict[str, object]) -> Dict[str, object]:
-    """What a model depends on: the content hash of each input text and the training options."""
-    return {"version": STAMP_VERSION, "spm": spm.__version__, "options": options,
-            "texts": [{"path": str(t), "sha256": _file_digest(Path(t))} for t in texts]}
-
-
-def is_current(out_dir: Path, stamp: Dict[str, object]) -> bool:
-    """True if ``out_dir`` holds a model, a token list and a stamp equal to ``stamp``."""
-    try:
-        old = json.loads((out_dir / "stamp.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if isinstance(old, dict):
-        old.pop("actual_vocab_size", None)  # the size used after an automatic lowering; not an input
-    return old == stamp and (out_dir / "bpe.model").is_file() and (out_dir / "tokens.txt").is_file()
+    for _, _, text in iter_table(path):
+        if text:
+            yield text
 
 
 def token_list(model: PathLike) -> List[str]:
@@ -119,10 +91,10 @@ def train_model(texts: Sequence[PathLike], out_dir: PathLike, vocab_size: int, m
     for t in texts:
         if not Path(t).is_file():
             raise InputError("text file is missing", t, fix="run data preparation first or fix --text")
-    options = {"vocab_size": vocab_size, "model_type": model_type, "character_coverage": character_coverage,
-               "user_defined_symbols": list(user_defined_symbols), "seed": SEED}
-    stamp = make_stamp(texts, options)
-    if is_current(out_dir, stamp):
+    stamp = Stamp(out_dir / "stamp.json", texts,
+                  {"vocab_size": vocab_size, "model_type": model_type, "character_coverage": character_coverage,
+                   "user_defined_symbols": list(user_defined_symbols), "seed": SEED, "spm": spm.__version__})
+    if stamp.reason() is None:
         print(f"make_tokens: {out_dir} is up to date, skipped", file=sys.stderr)
         return out_dir
     n = sum(1 for _ in _sentences(texts))
@@ -146,8 +118,7 @@ def train_model(texts: Sequence[PathLike], out_dir: PathLike, vocab_size: int, m
         else:
             raise InputError(f"SentencePiece could not find a feasible vocabulary size below {vocab_size}", texts[0])
         (tmp / "tokens.txt").write_text("\n".join(token_list(tmp / "bpe.model")) + "\n", encoding="utf-8")
-        (tmp / "stamp.json").write_text(json.dumps(dict(stamp, actual_vocab_size=size), indent=1) + "\n",
-                                        encoding="utf-8")
+    stamp.write([out_dir / "bpe.model", out_dir / "tokens.txt"])
     return out_dir
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from salign.bin import data_utils, prep_mustc
-from salign.data.datadir import format_time, read_kv, write_kv
+from salign.data.datadir import format_time
+from salign.data.kaldi import read_table, write_table
 
 U1, U2, U3 = ("spk000002_ted_2_0000500_0001750", "spk000002_ted_2_0002000_0003000",
               "spk000010_ted_10_0000250_0001750")
@@ -23,9 +24,9 @@ def data(mustc, tmp_path, cli) -> Path:
 
 def test_read_write_kv_roundtrip(tmp_path):
     p = tmp_path / "x"
-    write_kv(p, {"b": "2 two", "a": "1", "B": "", "é": "e"})
+    write_table(p, {"b": "2 two", "a": "1", "B": "", "é": "e"})
     assert p.read_text(encoding="utf-8") == "B\na 1\nb 2 two\né e\n"
-    assert read_kv(p) == {"B": "", "a": "1", "b": "2 two", "é": "e"}
+    assert read_table(p) == {"B": "", "a": "1", "b": "2 two", "é": "e"}
     assert format_time(1.5) == "1.500" and format_time(0.48475) == "0.48475" and format_time(2) == "2.000"
 
 
@@ -35,7 +36,7 @@ def test_read_kv_duplicate(tmp_path, cli):
     from salign.utils.io import InputError
 
     with pytest.raises(InputError, match=r"utt2spk:3: duplicate key 'a'"):
-        read_kv(p)
+        read_table(p)
 
 
 def test_validate_ok(data, cli):
@@ -47,12 +48,12 @@ def test_subset_first(data, tmp_path, cli):
     out = tmp_path / "sub"
     rc, _, err = cli(data_utils.main, ["subset", "--data", str(data), "--out", str(out), "--first", "2"])
     assert rc == 0, err
-    assert list(read_kv(out / "utt2spk")) == [U1, U2]
+    assert list(read_table(out / "utt2spk")) == [U1, U2]
     assert (out / "spk2utt").read_text() == f"spk000002 {U1} {U2}\n"
-    assert list(read_kv(out / "wav.scp")) == ["ted_2"]
+    assert list(read_table(out / "wav.scp")) == ["ted_2"]
     for name in ("segments", "text.en", "text.en.tc", "text.de", "utt2dur"):
-        assert list(read_kv(out / name)) == [U1, U2], name
-    assert read_kv(out / "text.de")[U1] == read_kv(data / "text.de")[U1]
+        assert list(read_table(out / name)) == [U1, U2], name
+    assert read_table(out / "text.de")[U1] == read_table(data / "text.de")[U1]
     assert cli(data_utils.main, ["validate", "--data", str(out)])[0] == 0
 
 
@@ -61,8 +62,8 @@ def test_subset_utt_list(data, tmp_path, cli):
     lst.write_text(f"{U3}\n{U1} extra fields ignored\n")
     out = tmp_path / "sub"
     assert cli(data_utils.main, ["subset", "--data", str(data), "--out", str(out), "--utt_list", str(lst)])[0] == 0
-    assert list(read_kv(out / "segments")) == [U1, U3]
-    assert list(read_kv(out / "wav.scp")) == ["ted_10", "ted_2"]
+    assert list(read_table(out / "segments")) == [U1, U3]
+    assert list(read_table(out / "wav.scp")) == ["ted_10", "ted_2"]
     assert (out / "spk2utt").read_text() == f"spk000002 {U1}\nspk000010 {U3}\n"
 
 
@@ -79,18 +80,18 @@ def test_speed_perturb(data, tmp_path, cli):
     rc, stdout, err = cli(data_utils.main, ["speed_perturb", "--data", str(data), "--out", str(out),
                                             "--factors", "0.9,1.0,1.1"])
     assert rc == 0 and "9 utterances" in stdout, err
-    utt2spk = read_kv(out / "utt2spk")
+    utt2spk = read_table(out / "utt2spk")
     assert list(utt2spk) == sorted(utt2spk) and len(utt2spk) == 9
     assert utt2spk[f"sp0.9-{U1}"] == "sp0.9-spk000002" and utt2spk[U1] == "spk000002"
     assert utt2spk[f"sp1.1-{U3}"] == "sp1.1-spk000010"
-    seg = read_kv(out / "segments")
+    seg = read_table(out / "segments")
     assert seg[f"sp0.9-{U1}"] == seg[U1] == seg[f"sp1.1-{U1}"] == "ted_2 0.500 1.750"
-    dur = read_kv(out / "utt2dur")
+    dur = read_table(out / "utt2dur")
     assert dur[U1] == "1.250" and float(dur[f"sp0.9-{U1}"]) == pytest.approx(1.25 / 0.9, abs=1e-6)
     assert float(dur[f"sp1.1-{U3}"]) == pytest.approx(1.5 / 1.1, abs=1e-6)
-    speed = read_kv(out / "utt2speed")
+    speed = read_table(out / "utt2speed")
     assert speed[f"sp0.9-{U2}"] == "0.9" and speed[U2] == "1" and speed[f"sp1.1-{U2}"] == "1.1"
-    assert read_kv(out / "text.de")[f"sp1.1-{U1}"] == "Hallo, Welt!"
+    assert read_table(out / "text.de")[f"sp1.1-{U1}"] == "Hallo, Welt!"
     assert (out / "wav.scp").read_text() == (data / "wav.scp").read_text()
     assert cli(data_utils.main, ["validate", "--data", str(out)])[0] == 0
 
@@ -126,7 +127,7 @@ def test_validate_spk2utt_mismatch(data, cli):
 
 
 def test_validate_segment_outside_wav(data, cli, wav_writer):
-    wav = Path(read_kv(data / "wav.scp")["ted_10"])
+    wav = Path(read_table(data / "wav.scp")["ted_10"])
     wav_writer(wav, 1.0)
     assert f"{data / 'segments'}:3: segment ends at 1.750 s" in _corrupt_and_validate(data, cli)
 

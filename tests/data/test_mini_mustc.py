@@ -38,7 +38,7 @@ def _files(pair: Path) -> dict:
 
 
 def test_layout_and_consistency(corpus):
-    assert json.loads((corpus / ".mini_mustc.json").read_text())["n_train"] == 8
+    assert json.loads((corpus / ".mini_mustc.json").read_text())["options"]["n_train"] == 8
     for split, n in SIZES.items():
         d = corpus / "data" / split
         entries = parse_yaml(d / "txt" / f"{split}.yaml")

@@ -10,7 +10,6 @@ import yaml
 from salign.bin import prep_mustc
 from salign.data.mustc import V1_TARGETS, parse_yaml, speaker_id
 
-
 U1, U2, U3 = ("spk000002_ted_2_0000500_0001750", "spk000002_ted_2_0002000_0003000",
               "spk000010_ted_10_0000250_0001750")
 
@@ -44,7 +43,7 @@ def test_prep_every_v1_pair(tgt, mustc, tmp_path, cli):
     assert rc == 0, err
     for split in ("train", "dev", "tst-COMMON", "tst-HE"):
         assert_datadir(out / split, root / f"en-{tgt}", split, tgt)
-        assert json.loads((out / split / ".prep_mustc.json").read_text())["version"] == "v1"
+        assert json.loads((out / split / ".prep_mustc.json").read_text())["options"]["version"] == "v1"
     assert "12 segments written in 4 split(s)" in stdout
 
 
@@ -56,7 +55,7 @@ def test_prep_v2_layout_root_is_pair_dir(mustc, tmp_path, cli):
                                         "--splits", "train,tst-COMMON"])
     assert rc == 0, err
     assert_datadir(out / "train", pair, "train", "de")
-    assert json.loads((out / "train" / ".prep_mustc.json").read_text())["version"] == "v2"
+    assert json.loads((out / "train" / ".prep_mustc.json").read_text())["options"]["version"] == "v2"
     assert not (out / "dev").exists()
 
 

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from salign.bin import make_raw
 from salign.feats.fbank import speed_perturb
+from salign.feats.raw_dump import to_pcm16
 from tests.conftest import cli_error
 from tests.feats.test_fbank import SR, make_data, one_and_three_shards
 
@@ -58,7 +59,7 @@ def test_speed_perturbation_matches_a_direct_computation(tmp_path):
 
 def test_pcm16_rounds_and_clips():
     x = np.array([0.0, 1 / 32768, -1.0, 0.99999, 1.5, -1.5, 0.4 / 32768, 0.6 / 32768], dtype=np.float32)
-    np.testing.assert_array_equal(make_raw.to_pcm16(x), [0, 1, -32768, 32767, 32767, -32768, 0, 1])
+    np.testing.assert_array_equal(to_pcm16(x), [0, 1, -32768, 32767, 32767, -32768, 0, 1])
 
 
 def test_espnet_sound_loader_reads_the_dump(tmp_path):

@@ -110,3 +110,15 @@ def test_collect_results_table(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no result.json"):
         score.main(["--collect", str(tmp_path / "empty"), "--out", str(md), "--command", "x"])
+
+
+def test_score_decode_defaults_set_name_and_tokenizer(tmp_path):
+    from salign.scoring.score import bleu_tokenizer, score_decode
+
+    assert bleu_tokenizer("zh") == "zh" and bleu_tokenizer("de") == "13a" and bleu_tokenizer("zh", "intl") == "intl"
+    (tmp_path / "tst-HE").mkdir()
+    ref, hyp = write(tmp_path / "tst-HE" / "text.en", REFS), write(tmp_path / "hyp", HYPS)
+    text = score_decode("st", hyp, ref, tmp_path / "score")
+    r = json.loads((tmp_path / "score" / "result.json").read_text())
+    assert r["set"] == "tst-HE" and "tok:13a" in r["bleu_signature"]
+    assert (tmp_path / "score" / "result.txt").read_text() == text

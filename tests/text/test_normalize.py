@@ -1,4 +1,4 @@
-"""salign.text.normalize."""
+"""salign.text.normalize: source (transcript) and target normalisation, annotation removal, the ASCII fast path."""
 from __future__ import annotations
 
 import pytest

@@ -1,0 +1,100 @@
+"""Stage 3, fbank: Kaldi fbank features of a data dir as ark/scp shards, merged with global CMVN statistics.
+
+Shard J (1-based) of N holds the J-th contiguous block of the utterance list sorted by id, in
+``OUT/splitN/feats.J.{ark,scp}``, ``utt2num_frames.J``, ``cmvn.J.npz`` and a ``feats.J.done`` stamp written last
+(sharding, stamps and the merge checks: :mod:`salign.feats.shards`). The merge writes ``OUT/feats.scp``,
+``utt2num_frames`` and ``cmvn.npz`` (ESPnet's ``feats_stats.npz`` keys ``count``, ``sum``, ``sum_square``, usable as
+``--normalize global_mvn --normalize_conf stats_file=...``); shape files are written by stage 10 only.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+from kaldiio.matio import write_array
+
+from salign.data.datadir import Segment
+from salign.feats.fbank import FBANK_DIM, SAMPLE_RATE, iter_fbank
+from salign.feats.shards import Shard, ShardedDump
+from salign.utils.io import atomic_write
+
+__all__ = ["FbankDump"]
+
+STAMP_VERSION = 1
+
+
+class FbankDump(ShardedDump):
+    """Shard J: ``feats.J.ark`` (written first: the scp points into it), ``feats.J.scp``, ``utt2num_frames.J`` and
+    ``cmvn.J.npz``; merged: ``feats.scp``, ``utt2num_frames``, ``cmvn.npz``."""
+
+    tool = "make_fbank"
+    shard_files = ("feats.{j}.ark", "feats.{j}.scp", "utt2num_frames.{j}", "cmvn.{j}.npz")
+    shard_done = "feats.{j}.done"
+    out_example = "dump/fbank/train"
+    merged_files = ("feats.scp", "utt2num_frames", "cmvn.npz")
+
+    @classmethod
+    def add_options(cls, p: argparse.ArgumentParser) -> None:
+        """``--num_mel_bins``."""
+        p.add_argument("--num_mel_bins", type=int, default=FBANK_DIM, help="mel bins (default 80)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "FbankDump":
+        """The dump of the parsed options."""
+        return cls(args.data, args.out.resolve(), args.nj, args.num_mel_bins)
+
+    def __init__(self, data: Path, out: Path, nj: int, num_mel_bins: int = FBANK_DIM) -> None:
+        super().__init__(data, out, nj)
+        self.num_mel_bins = num_mel_bins
+
+    def options(self) -> Dict[str, object]:
+        """Feature options (the stamp of a shard)."""
+        return {"version": STAMP_VERSION, "bins": self.num_mel_bins, "sr": SAMPLE_RATE}
+
+    def write_shard(self, segs: List[Segment], temps: List[Path], finals: List[Path]) -> Tuple[int, float]:
+        """Features of ``segs`` into the ark, its scp, frame counts and partial CMVN sums."""
+        ark_final = finals[0].resolve()
+        scp_rows: List[Tuple[str, str]] = []
+        frames: Dict[str, int] = {}
+        total = np.zeros(self.num_mel_bins, dtype=np.float64)
+        total_sq = np.zeros(self.num_mel_bins, dtype=np.float64)
+        with temps[0].open("wb") as ark:
+            for utt, feats in iter_fbank(segs, self.wav_scp, num_mel_bins=self.num_mel_bins,
+                                         where=self.data / "wav.scp"):
+                ark.write(f"{utt} ".encode("utf-8"))
+                scp_rows.append((utt, f"{ark_final}:{ark.tell()}"))
+                write_array(ark, feats)
+                frames[utt] = feats.shape[0]
+                total += feats.sum(axis=0, dtype=np.float64)
+                total_sq += np.square(feats, dtype=np.float64).sum(axis=0)
+            ark.flush()
+            os.fsync(ark.fileno())
+        with temps[1].open("w", encoding="utf-8") as f:
+            f.writelines(f"{u} {s}\n" for u, s in sorted(scp_rows))
+        with temps[2].open("w", encoding="utf-8") as f:
+            f.writelines(f"{u} {frames[u]}\n" for u in sorted(frames))
+        with temps[3].open("wb") as f:
+            np.savez(f, count=np.int64(sum(frames.values())), sum=total, sum_square=total_sq)
+        return len(frames), sum(frames.values()) * 0.01
+
+    def write_merged(self, shards: List[Shard]) -> str:
+        """The merged scp, lengths, shapes and global CMVN stats."""
+        count, total, total_sq = 0, np.zeros(self.num_mel_bins), np.zeros(self.num_mel_bins)
+        for s in shards:
+            with np.load(s.finals[3]) as st:
+                count += int(st["count"])
+                total += st["sum"]
+                total_sq += st["sum_square"]
+        scp_lines = self.merged_rows(shards, 1)
+        frames = [tuple(line.split()) for line in self.merged_rows(shards, 2)]
+        out = self.out
+        with atomic_write(out / "feats.scp") as f:
+            f.writelines(line + "\n" for line in scp_lines)
+        with atomic_write(out / "utt2num_frames") as f:
+            f.writelines(f"{u} {n}\n" for u, n in frames)
+        with atomic_write(out / "cmvn.npz", "wb") as f:
+            np.savez(f, count=np.int64(count), sum=total, sum_square=total_sq)
+        return f"{len(scp_lines)} utterances, {count} frames -> {out}/feats.scp, {out}/cmvn.npz"

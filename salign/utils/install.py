@@ -1,0 +1,82 @@
+"""What salign needs from the machine (Python modules, commands, files) and what is missing, with the fixing command.
+
+:func:`missing` and :func:`warnings` return one line per problem; :func:`report` prints them (the
+``salign.bin.check_install`` tool).
+"""
+from __future__ import annotations
+
+import importlib
+import shutil
+from typing import List, Tuple
+
+PY_MODULES: List[Tuple[str, str]] = [
+    ("torch", "tools/install.sh"),
+    ("espnet2", "tools/install.sh"),
+    ("kaldiio", "tools/venv/bin/pip install kaldiio"),
+    ("kaldi_native_fbank", "tools/venv/bin/pip install kaldi-native-fbank"),
+    ("sentencepiece", "tools/venv/bin/pip install sentencepiece==0.2.0"),
+    ("sacrebleu", "tools/venv/bin/pip install sacrebleu"),
+    ("jiwer", "tools/venv/bin/pip install jiwer"),
+    ("yaml", "tools/venv/bin/pip install pyyaml"),
+    ("editdistance", "tools/venv/bin/pip install editdistance"),
+    ("salign", "tools/venv/bin/pip install --no-deps -e ."),
+]
+COMMANDS: List[Tuple[str, str]] = [
+    ("sox", "apt-get install -y sox libsox-fmt-all"),
+    ("espeak-ng", "apt-get install -y espeak-ng"),
+    ("flite", "apt-get install -y flite"),
+    ("apertium", "apt-get install -y apertium apertium-eng-spa"),
+    ("shellcheck", "apt-get install -y shellcheck"),
+]
+FILES: List[Tuple[str, str]] = [
+    ("/usr/share/games/fortunes", "apt-get install -y fortunes"),
+]
+
+
+def missing() -> List[str]:
+    """Return one line per missing requirement, naming it and the fix."""
+    import os
+
+    out = []
+    for mod, fix in PY_MODULES:
+        try:
+            importlib.import_module(mod)
+        except Exception as exc:  # noqa: BLE001 - any import failure is a missing dependency
+            out.append(f"python module {mod!r} unusable ({type(exc).__name__}: {exc}); fix: {fix}")
+    for cmd, fix in COMMANDS:
+        if shutil.which(cmd) is None:
+            out.append(f"command {cmd!r} not found; fix: {fix}")
+    for path, fix in FILES:
+        if not os.path.exists(path):
+            out.append(f"{path} not found; fix: {fix}")
+    return out
+
+
+def warnings() -> List[str]:
+    """Return one line per installed-but-slow component (works, but costs time), naming the fix."""
+    out = []
+    try:
+        from importlib.metadata import version
+
+        tg = version("typeguard")
+        if int(tg.split(".")[0]) >= 3:
+            out.append(f"typeguard {tg}: every process importing ESPnet spends ~12 s instrumenting its @typechecked "
+                       "functions; fix: tools/install.sh (pins typeguard 2, tools/constraints.txt)")
+    except Exception:  # noqa: BLE001 - metadata missing: nothing to say
+        pass
+    return out
+
+
+def report() -> int:
+    """Print missing requirements (or an all-clear line) and slow components; 1 if anything is missing, else 0."""
+    problems = missing()
+    for line in problems:
+        print(f"[check_install] MISSING: {line}")
+    for line in warnings():
+        print(f"[check_install] SLOW: {line}")
+    if not problems:
+        import torch
+
+        print(f"[check_install] OK: torch {torch.__version__} (cuda={torch.cuda.is_available()}), espnet, salign")
+    return 1 if problems else 0
+
