@@ -3,8 +3,8 @@
 Same synthetic 16 kHz waves for both; prints audio seconds per wall second (per core: one thread each), medians over
 ``--repeats`` runs, and the ratio. Peers:
 
-* ``salign compute_fbank``: :func:`salign.feats.fbank.compute_fbank` per utterance (vectorised torch Kaldi fbank, 80 bins),
-  and with ``backend="knf"`` (kaldi-native-fbank frame by frame, the previous implementation);
+* ``salign compute_fbank``: :func:`salign.feats.fbank.compute_fbank` per utterance (vectorised torch Kaldi fbank,
+  80 bins), and with ``backend="knf"`` (kaldi-native-fbank frame by frame, the previous implementation);
 * ``salign make_fbank CLI``: ``python -m salign.bin.make_fbank`` on a Kaldi data dir, reading the wavs and writing
   the ark/scp (process start included; one job);
 * ``ESPnet DefaultFrontend``: ``espnet2.asr.frontend.default.DefaultFrontend(fs=16000, n_mels=80)`` (STFT + log-mel)

@@ -12,10 +12,12 @@ mkdir -p "${out}"
 cd "${repo}"
 
 decode_args=()
+llm_args=()
 train_args=()
 feats_args=()
 if [[ "${QUICK:-0}" == 1 ]]; then
     decode_args=(--n_utts 50 --repeats 1)
+    llm_args=(--n_utts 16 --repeats 1)
     train_args=(--steps 2 --warmup 1 --rounds 1 --batch_size 4)
     feats_args=(--n_utts 20 --repeats 1)
 fi
@@ -35,6 +37,7 @@ run() {
 
 run decode_tiny benchmarks/bench_decode.py --size tiny "${decode_args[@]}" --json "${out}/decode_tiny.json"
 run decode_small benchmarks/bench_decode.py --size small --n_utts 100 "${decode_args[@]}" --json "${out}/decode_small.json"
+run decode_llm benchmarks/bench_llm_decode.py "${llm_args[@]}" --json "${out}/decode_llm.json"
 run train benchmarks/bench_train.py "${train_args[@]}" --json "${out}/train.json"
 run feats benchmarks/bench_feats.py "${feats_args[@]}" --json "${out}/feats.json"
 echo "results in ${out}"

@@ -17,8 +17,10 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from salign.analysis.retrieval import BatchHook, Representations, layer_retrieval, recall_at_k
+from salign.analysis.representations import Representations
+from salign.analysis.retrieval import layer_retrieval, recall_at_k
 from salign.utils.io import atomic_write
+from salign.utils.tensor import binary_hits
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -88,11 +90,9 @@ class DiscriminatorProbe:
         for name, mod in self.modules.items():
             mod.eval()
             for j, (h, lens, label) in enumerate(((s_out, s_lens, mod.speech_label), (t_out, t_lens, mod.text_label))):
-                logits, w = mod.disc(h, lens)
-                real = (w > 0).float()
-                correct = ((logits > 0) == (label > 0.5)).float() * real
-                self.counts[name][2 * j] += float(correct.sum())
-                self.counts[name][2 * j + 1] += float(real.sum())
+                correct, counted = binary_hits(*mod.disc(h, lens), label > 0.5)
+                self.counts[name][2 * j] += float(correct)
+                self.counts[name][2 * j + 1] += float(counted)
 
     def results(self) -> Optional[Dict[str, Dict[str, float]]]:
         """``{name: {acc, acc_speech, acc_text}}`` or None when the model has no modal network."""

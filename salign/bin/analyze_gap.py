@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from salign.analysis.gap import DiscriminatorProbe, analyze, plot_pca, plot_retrieval
-from salign.analysis.retrieval import add_model_data_args, representations_from_args
+from salign.analysis.representations import add_model_data_args, representations_from_args
 from salign.utils.io import InputError, atomic_write, run_cli
 
 

@@ -10,6 +10,11 @@ For every layer (0 = T-enc input, k = block k; ``--include_input`` makes 0 a can
 branches are mean-pooled per utterance (eval mode), and each speech utterance retrieves among all transcripts of the
 set by cosine. The ``--top_k`` layers by R@1 (ties: R@5, then the shallower layer) are written as
 ``{layers: [...], weights: [...], retrieval: {layer: {r1, r5}}, n_utts: N}``, which ``align_conf.layers_file`` reads.
+
+A speech-LLM model (``salign.bin.llm_train``'s config.yaml) works the same way over the LM's layers (AI-STA's own
+setting): 0 = the LM input (projected speech frames; transcript embeddings), k = LM block k, each branch's input
+segment behind its own prompt; train with ``python -m salign.bin.llm_train ... --align ot --align_conf
+layers_file=...``.
 """
 from __future__ import annotations
 
@@ -19,8 +24,8 @@ from typing import Optional, Sequence
 
 import yaml
 
-from salign.analysis.retrieval import (add_model_data_args, layer_retrieval, representations_from_args,
-                                       select_top_layers)
+from salign.analysis.representations import add_model_data_args, representations_from_args
+from salign.analysis.retrieval import layer_retrieval, select_top_layers
 from salign.utils.io import InputError, atomic_write, run_cli
 
 
@@ -33,7 +38,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--top_k", type=int, default=2, help="number of layers to select")
     p.add_argument("--weighting", choices=("uniform", "r1"), default="uniform",
                    help="per-layer weights: equal, or proportional to R@1 (both sum to 1)")
-    p.add_argument("--include_input", action="store_true", help="let layer 0 (the T-enc input) be selected")
+    p.add_argument("--include_input", action="store_true", help="let layer 0 (the T-enc or LM input) be selected")
     return p
 
 

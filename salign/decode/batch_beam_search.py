@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
 from espnet.nets.ctc_prefix_score import CTCPrefixScoreTH
 
 from salign.decode.incremental import make_step
+
+if TYPE_CHECKING:
+    from salign.decode.settings import DecodeSettings
 
 D_END = float(np.log(1 * np.exp(-10)))  # espnet.nets.e2e_asr_common.end_detect's threshold
 
@@ -80,10 +83,17 @@ class BatchBeamSearch:
 
     def __init__(self, decoder: torch.nn.Module, sos: int, eos: int, vocab_size: int, beam_size: int,
                  penalty: float = 0.0, ctc: Optional[torch.nn.Module] = None, ctc_weight: float = 0.0,
-                 normalize_length: bool = False, pre_beam_ratio: float = 1.5, fast: bool = True) -> None:
+                 normalize_length: bool = False, pre_beam_ratio: float = 1.5, fast: bool = True,
+                 step_factory: Optional[Callable[[], Any]] = None) -> None:
         """``penalty``: per-token length bonus (ESPnet's ``--penalty``); ``ctc``: an ESPnet ``CTC`` module used
-        for joint scoring when ``ctc_weight > 0``; ``fast``: use the cached Transformer step where possible."""
+        for joint scoring when ``ctc_weight > 0``; ``fast``: use the cached Transformer step where possible.
+
+        ``step_factory``: builds the one-step scorer instead of ``make_step(decoder)`` — any object with the
+        ``start(memory, lengths, k)`` / ``step(yseq) -> (N, V) log-probs`` / ``reorder(rows)`` /
+        ``keep_utts(rows, max_len)`` contract of :mod:`salign.decode.incremental` (e.g. a decoder-only LM with its
+        key/value cache, :class:`salign.llm.decode.LMStep`)."""
         self.decoder, self.sos, self.eos = decoder, sos, eos
+        self.step_factory = step_factory
         self.n_vocab, self.beam = vocab_size, beam_size
         self.penalty = penalty
         self.ctc = ctc if ctc_weight > 0 else None
@@ -95,37 +105,32 @@ class BatchBeamSearch:
         self.fast = fast
 
     @classmethod
-    def from_espnet(cls, beam_search, decoder: torch.nn.Module, ctc: Optional[torch.nn.Module] = None,
-                    fast: bool = True) -> "BatchBeamSearch":
-        """The same search as an ESPnet ``BeamSearch`` built by ``Speech2Text`` (decoder, length bonus, CTC)."""
-        extra = set(beam_search.scorers) - {"decoder", "length_bonus", "ctc"}
-        if extra:
-            raise ValueError(f"scorers {sorted(extra)} are not supported by the batched decoder")
-        if "ctc" in beam_search.scorers and ctc is None:  # else it would decode without CTC, silently
+    def from_settings(cls, model: torch.nn.Module, settings: "DecodeSettings", fast: bool = True
+                      ) -> "BatchBeamSearch":
+        """The search ESPnet's ``Speech2Text`` builds for ``model`` with ``settings``: its decoder, ``sos``/``eos``,
+        vocabulary, beam, length bonus and (``ctc_weight > 0``) joint scoring with ``model.st_ctc``."""
+        ctc = getattr(model, "st_ctc", None) if settings.ctc_weight > 0 else None
+        if settings.ctc_weight > 0 and ctc is None:  # else it would decode without CTC, silently
             raise ValueError("CTC joint scoring (ctc_weight > 0) needs the model's target-side CTC; it has none")
-        w = beam_search.weights
-        obj = cls(decoder, beam_search.sos, beam_search.eos, beam_search.n_vocab, beam_search.beam_size,
-                  penalty=w.get("length_bonus", 0.0) if "length_bonus" in beam_search.scorers else 0.0,
-                  ctc=ctc if "ctc" in beam_search.scorers else None,
-                  ctc_weight=w.get("ctc", 0.0) if "ctc" in beam_search.scorers else 0.0,
-                  normalize_length=beam_search.normalize_length, fast=fast)
-        obj.dec_weight = w["decoder"]
-        obj.pre_beam = beam_search.pre_beam_size
-        obj.do_pre_beam = obj.ctc is not None and beam_search.do_pre_beam
-        return obj
+        return cls(model.decoder, model.sos, model.eos, len(model.token_list), settings.beam_size,
+                   penalty=settings.penalty, ctc=ctc, ctc_weight=settings.ctc_weight,
+                   normalize_length=settings.normalize_length, pre_beam_ratio=settings.pre_beam_ratio, fast=fast)
 
     # ------------------------------------------------------------------------------------------------ search
     @torch.no_grad()
     def __call__(self, enc: torch.Tensor, enc_lens: torch.Tensor, maxlenratio: float = 0.0,
-                 minlenratio: float = 0.0) -> List[List[Hyp]]:
-        """enc: (B, T, D) encoder output, enc_lens: (B,) -> per utterance the ended hypotheses, best first."""
-        lens = [int(n) for n in enc_lens.tolist()]
+                 minlenratio: float = 0.0, bound_lens: Optional[torch.Tensor] = None) -> List[List[Hyp]]:
+        """enc: (B, T, D) encoder output, enc_lens: (B,) -> per utterance the ended hypotheses, best first.
+
+        ``bound_lens`` (B,): the lengths the length ratios refer to (default ``enc_lens``)."""
+        bound_lens = enc_lens if bound_lens is None else bound_lens
+        lens = [int(n) for n in bound_lens.tolist()]
         out = self._search(enc, enc_lens, lens, maxlenratio, minlenratio)
         retry = [b for b, hyps in enumerate(out) if not hyps]
         if retry and minlenratio >= 0.1:  # ESPnet: "perform recognition again with smaller minlenratio"
             idx = torch.tensor(retry, device=enc.device)
             again = self(enc.index_select(0, idx), enc_lens.index_select(0, idx), maxlenratio,
-                         max(0.0, minlenratio - 0.1))
+                         max(0.0, minlenratio - 0.1), bound_lens.index_select(0, idx.to(bound_lens.device)))
             for b, hyps in zip(retry, again):
                 out[b] = hyps
         return out
@@ -160,7 +165,7 @@ class BatchBeamSearch:
     def _run(self, active: List[_Utt], enc: torch.Tensor, enc_lens: torch.Tensor, maxlenratio: float) -> None:
         """The step loop: fills each utterance's ended list; finished utterances leave the decoder batch."""
         k, v, dev = self.beam, self.n_vocab, enc.device
-        step = make_step(self.decoder, self.fast)
+        step = self.step_factory() if self.step_factory is not None else make_step(self.decoder, self.fast)
         step.start(enc, enc_lens, k)
         ctc_impl = ctc_state = None
         if self.ctc is not None:

@@ -1,7 +1,10 @@
 """Batched ST / MT / ASR decoding of an ``SAlignSTModel``, configured like ESPnet's ``Speech2Text``.
 
-``BatchedDecoder.from_speech2text(s2t)`` takes the model, beam, weights and length ratios of a built ``Speech2Text``
-so that ``st(...)`` returns the hypotheses ``s2t(speech)`` would, a batch of utterances at a time.
+``BatchedDecoder.from_settings(model, settings)`` searches with the beam, weights and length ratios of
+:class:`~salign.decode.settings.DecodeSettings` (ESPnet's ``st_inference`` options), so that ``st(...)`` returns the
+hypotheses ESPnet's ``Speech2Text`` built with the same options returns, a batch of utterances at a time.
+Inputs are copied (padded) before encoding: ESPnet's feature normalisation (``global_mvn``, ``utterance_mvn``) works
+in place, and the caller's tensors must stay as they were.
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from espnet.nets.pytorch_backend.nets_utils import pad_list
 from espnet.nets.pytorch_backend.transformer import subsampling as ss
 
 from salign.decode.batch_beam_search import BatchBeamSearch, Hyp
+from salign.decode.settings import DecodeSettings
+from salign.utils.tensor import length_mask
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, batch_frames: int = 0) -> List[List[int]]:
@@ -66,7 +71,7 @@ def exact_subsampling_masks(model: torch.nn.Module) -> Iterator[None]:
         lengths = args[1].view(args[1].size(0), -1).sum(-1).tolist()
         mask = output[1]
         n = torch.tensor([subsampled_length(module, int(n)) for n in lengths], device=mask.device)
-        keep = torch.arange(mask.size(-1), device=mask.device)[None] < n[:, None]
+        keep = length_mask(n, mask.size(-1))
         return output[0], mask & keep.view(mask.size(0), *([1] * (mask.dim() - 2)), mask.size(-1))
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if type(m) in MASK_SLICES]
@@ -99,15 +104,15 @@ class BatchedDecoder:
         self.st_ctc_greedy = st_ctc_greedy
 
     @classmethod
-    def from_speech2text(cls, s2t, fast: bool = True) -> "BatchedDecoder":
-        """Same model, beam search settings, length ratios and n-best as an ESPnet ``Speech2Text``."""
-        model = s2t.st_model
-        if s2t.beam_search is None or getattr(model, "use_multidecoder", False) or \
-                getattr(model, "st_use_transducer_decoder", False) or s2t.hugging_face_model is not None:
-            raise ValueError("the batched decoder supports attention(-CTC) beam search only")
-        search = BatchBeamSearch.from_espnet(s2t.beam_search, model.decoder, getattr(model, "st_ctc", None), fast)
-        return cls(model, search, s2t.maxlenratio, s2t.minlenratio, s2t.nbest, s2t.device, s2t.dtype,
-                   s2t.ctc_greedy)
+    def from_settings(cls, model: torch.nn.Module, settings: DecodeSettings, fast: bool = True) -> "BatchedDecoder":
+        """The decoder of ``model`` (in eval mode, on ``settings.device``) searching as ESPnet's ``Speech2Text``
+        does with the same options; ValueError for set-ups only ESPnet's one-by-one path supports."""
+        why = settings.batched_unsupported(model)
+        if why is not None:
+            raise ValueError(why)
+        search = BatchBeamSearch.from_settings(model, settings, fast)
+        return cls(model, search, settings.maxlenratio, settings.minlenratio, settings.nbest, settings.device,
+                   settings.dtype, settings.ctc_greedy)
 
     def _pad(self, xs: Sequence[torch.Tensor], pad: float) -> Tuple[torch.Tensor, torch.Tensor]:
         lengths = torch.tensor([x.size(0) for x in xs], dtype=torch.long, device=self.device)

@@ -12,12 +12,15 @@ Two implementations of the same contract (``start`` / ``step`` / ``reorder`` / `
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import List, Optional
 
 import torch
 from espnet.nets.pytorch_backend.transformer.attention import MultiHeadedAttention
 from espnet.nets.pytorch_backend.transformer.decoder_layer import DecoderLayer
 from espnet.nets.pytorch_backend.transformer.mask import subsequent_mask
+
+from salign.utils.tensor import length_mask
 
 
 class GenericStep:
@@ -31,7 +34,7 @@ class GenericStep:
 
     def start(self, memory: torch.Tensor, lengths: torch.Tensor, k: int) -> None:
         """memory: (B, T, D) encoder output, lengths: (B,); every utterance gets ``k`` hypothesis rows."""
-        mask = (torch.arange(memory.size(1), device=memory.device)[None] < lengths[:, None]).unsqueeze(1)
+        mask = length_mask(lengths, memory.size(1)).unsqueeze(1)
         self.mem = memory.repeat_interleave(k, dim=0)
         self.mask = mask.repeat_interleave(k, dim=0)
         self.cache = None
@@ -91,7 +94,7 @@ class CachedStep:
     def start(self, memory: torch.Tensor, lengths: torch.Tensor, k: int) -> None:
         """memory: (B, T, D) encoder output, lengths: (B,); every utterance gets ``k`` hypothesis rows."""
         self.k = k
-        mask = torch.arange(memory.size(1), device=memory.device)[None] < lengths[:, None]
+        mask = length_mask(lengths, memory.size(1))
         self.src_mask = (~mask)[:, None, None, :]  # (B, 1, 1, T): True where padded
         self.src_k = [self._heads(layer.src_attn.linear_k(memory), layer.src_attn) for layer in self.layers]
         self.src_v = [self._heads(layer.src_attn.linear_v(memory), layer.src_attn) for layer in self.layers]
@@ -126,23 +129,9 @@ class CachedStep:
         dec = self.decoder
         x = dec.embed(yseq)[:, -1:]  # positional encodings need the full prefix length; only the last row is used
         for i, layer in enumerate(self.layers):
-            residual = x
-            h = layer.norm1(x) if layer.normalize_before else x
-            a = self._self_attn(i, layer, h)
-            x = residual + (layer.concat_linear1(torch.cat((h, a), dim=-1)) if layer.concat_after else a)
-            if not layer.normalize_before:
-                x = layer.norm1(x)
-            residual = x
-            h = layer.norm2(x) if layer.normalize_before else x
-            a = self._src_attn(i, layer, h)
-            x = residual + (layer.concat_linear2(torch.cat((h, a), dim=-1)) if layer.concat_after else a)
-            if not layer.normalize_before:
-                x = layer.norm2(x)
-            residual = x
-            h = layer.norm3(x) if layer.normalize_before else x
-            x = residual + layer.feed_forward(h)
-            if not layer.normalize_before:
-                x = layer.norm3(x)
+            x = _sublayer(layer, x, layer.norm1, partial(self._self_attn, i, layer), "concat_linear1")
+            x = _sublayer(layer, x, layer.norm2, partial(self._src_attn, i, layer), "concat_linear2")
+            x = _sublayer(layer, x, layer.norm3, layer.feed_forward)
         y = x[:, -1]
         if dec.normalize_before:
             y = dec.after_norm(y)
@@ -163,6 +152,17 @@ class CachedStep:
         self.src_mask = self.src_mask.index_select(0, utts)[..., :max_len]
         self.self_k = [c if c is None else c.index_select(0, rows) for c in self.self_k]
         self.self_v = [c if c is None else c.index_select(0, rows) for c in self.self_v]
+
+
+def _sublayer(layer: DecoderLayer, x: torch.Tensor, norm, fn, concat: Optional[str] = None) -> torch.Tensor:
+    """One residual block of an ESPnet ``DecoderLayer`` (pre- or post-norm; ``concat``: the layer's concat-after
+    linear of an attention block, used when ``layer.concat_after``)."""
+    h = norm(x) if layer.normalize_before else x
+    a = fn(h)
+    if concat is not None and layer.concat_after:
+        a = getattr(layer, concat)(torch.cat((h, a), dim=-1))
+    x = x + a
+    return x if layer.normalize_before else norm(x)
 
 
 def make_step(decoder: torch.nn.Module, fast: bool = True):

@@ -20,7 +20,7 @@ import yaml
 from tests.conftest import REPO, run_tool, train_args
 
 pytestmark = pytest.mark.slow
-CONFIGS = {name: REPO / "conf" / "tuning" / f"train_st_{name}_test.yaml" for name in ("contrastive", "ot", "multi")}
+CONFIGS = {name: REPO / "tests" / "conf" / f"train_st_{name}_test.yaml" for name in ("contrastive", "ot", "multi")}
 EXPECTED_STATS = {
     "contrastive": ("loss_align", "loss_ctr", "ctr_acc", "ctr_acc_rev"),
     "ot": ("loss_align", "loss_ot", "ot_l1", "ot_l2", "ot_transport_l1"),

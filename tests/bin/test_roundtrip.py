@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import REPO, run_tool, train_args
 
 pytestmark = pytest.mark.slow
-MT_CONFIG = REPO / "conf" / "tuning" / "train_mt_test.yaml"
+MT_CONFIG = REPO / "tests" / "conf" / "train_mt_test.yaml"
 
 
 def epoch_stats(log: str, split: str = "train") -> List[Dict[str, float]]:

@@ -1,8 +1,9 @@
 """Batched decoding (salign.decode) gives ESPnet's ``Speech2Text`` hypotheses on a really trained tiny model.
 
-One MT pre-training + S-Align ST training run (with a target-side CTC, for joint CTC scoring) through the real
-``salign.bin.st_train``; then every comparison decodes the same utterances one at a time with ESPnet and as
-batches with ``salign.decode``: identical token sequences and n-best order, scores within 1e-4.
+One MT pre-training + S-Align ST training run (with a target-side CTC, for joint CTC scoring, and global CMVN as the
+recipe's models have) through the real ``salign.bin.st_train``; then every comparison decodes the same utterances one
+at a time with ESPnet and as batches with ``salign.decode`` built from the same options: identical token sequences
+and n-best order, scores within 1e-4.
 """
 from __future__ import annotations
 
@@ -12,23 +13,8 @@ from typing import Dict, List, Tuple
 import pytest
 import torch
 
-from tests.conftest import REPO, run_tool, train_args
-
 pytestmark = pytest.mark.slow
-MT_CONFIG = REPO / "conf" / "tuning" / "train_mt_test.yaml"
-TOL = 1e-4
-
-
-@pytest.fixture(scope="module")
-def model_dir(tiny_data, tmp_path_factory) -> Path:
-    """MT pre-training on text, then S-Align ST (+ st_ctc) initialised from it."""
-    work = tmp_path_factory.mktemp("decode")
-    run_tool("salign.bin.st_train", train_args(tiny_data, work / "mt", speech=False, config=MT_CONFIG)
-             + ["--max_epoch", "15"], work, "log_mt")
-    args = train_args(tiny_data, work / "st") + ["--init_from_mt", work / "mt" / "valid.acc.best.pth",
-                                                 "--max_epoch", "6", "--model_conf", "st_ctc_weight=0.3"]
-    run_tool("salign.bin.st_train", args, work, "log_st")
-    return work / "st"
+TOL = 1e-4  # model_dir: the trained tiny model of tests/decode/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +45,19 @@ def speech2text(model_dir: Path, **kw):
                        st_model_file=str(model_dir / "valid.acc.ave.pth"), **kw)
 
 
+def ours(model_dir: Path, fast: bool = True, **kw):
+    """salign's batched decoder for the ``Speech2Text(**kw)`` options, from the parsed ``st_inference`` options and
+    its own model load (nothing taken from a ``Speech2Text``)."""
+    from salign.bin.st_inference import parse
+    from salign.decode import BatchedDecoder, DecodeSettings
+    from salign.decode.loader import load_model
+
+    flags = [x for k, v in kw.items() for x in (f"--{k}", str(v))]
+    settings = DecodeSettings.from_args(parse(flags))
+    model, _ = load_model(str(model_dir / "config.yaml"), str(model_dir / "valid.acc.ave.pth"))
+    return BatchedDecoder.from_settings(model, settings, fast=fast)
+
+
 def assert_same(ref: List[List[Tuple[List[int], float]]], got) -> None:
     for r, g in zip(ref, got, strict=True):
         assert [h[0] for h in r] == [h.yseq for h in g]
@@ -67,7 +66,8 @@ def assert_same(ref: List[List[Tuple[List[int], float]]], got) -> None:
 
 
 def espnet_st(s2t, speech) -> List[List[Tuple[List[int], float]]]:
-    return [[(h.yseq.tolist(), float(h.score)) for *_, h in s2t(x)] for x in speech]
+    """ESPnet's n-best per utterance, each given a copy: its global CMVN normalises its input in place."""
+    return [[(h.yseq.tolist(), float(h.score)) for *_, h in s2t(x.clone())] for x in speech]
 
 
 def espnet_mt(s2t, src, maxlenratio: float = 0.0, minlenratio: float = 0.0):
@@ -83,11 +83,9 @@ def espnet_mt(s2t, src, maxlenratio: float = 0.0, minlenratio: float = 0.0):
 @pytest.mark.parametrize("maxlenratio", [0.0, -8.0])
 @pytest.mark.parametrize("beam", [1, 3, 5])
 def test_st_matches_speech2text(beam, maxlenratio, model_dir, inputs):
-    from salign.decode import BatchedDecoder
-
     s2t = speech2text(model_dir, beam_size=beam, nbest=beam, maxlenratio=maxlenratio)
     ref = espnet_st(s2t, inputs["speech"])
-    got = BatchedDecoder.from_speech2text(s2t).st(inputs["speech"])
+    got = ours(model_dir, beam_size=beam, nbest=beam, maxlenratio=maxlenratio).st(inputs["speech"])
     assert_same(ref, got)
     if maxlenratio == 0.0:  # a model that responds to its input, not one output for every utterance
         assert len({tuple(h[0].yseq) for h in got}) > 3, got
@@ -95,11 +93,9 @@ def test_st_matches_speech2text(beam, maxlenratio, model_dir, inputs):
 
 @pytest.mark.parametrize("beam", [1, 3, 5])
 def test_mt_matches_espnet_beam_search(beam, model_dir, inputs, tiny_data):
-    from salign.decode import BatchedDecoder
-
     s2t = speech2text(model_dir, beam_size=beam, nbest=beam)
     ref = espnet_mt(s2t, inputs["src"])
-    got = BatchedDecoder.from_speech2text(s2t).mt(inputs["src"])
+    got = ours(model_dir, beam_size=beam, nbest=beam).mt(inputs["src"])
     assert_same(ref, got)
     target = dict(line.split(maxsplit=1) for line in (tiny_data / "text").read_text().splitlines())
     exact = sum(" ".join(s2t.converter.ids2tokens(h[0].yseq[1:-1])) == target[k]
@@ -116,30 +112,49 @@ def test_mt_matches_espnet_beam_search(beam, model_dir, inputs, tiny_data):
 @pytest.mark.parametrize("fast", [True, False], ids=["cached", "generic"])
 def test_st_options_match_speech2text(kw, fast, model_dir, inputs):
     """CTC joint scoring (ESPnet's CTCPrefixScoreTH, pre-beam), length bonus, normalize_length; both step kinds."""
-    from salign.decode import BatchedDecoder
-
     s2t = speech2text(model_dir, **kw)
     ref = espnet_st(s2t, inputs["speech"])
-    dec = BatchedDecoder.from_speech2text(s2t, fast=fast)
+    dec = ours(model_dir, fast=fast, **kw)
     assert_same(ref, dec.st(inputs["speech"][:5]) + dec.st(inputs["speech"][5:]))
+
+
+@pytest.mark.parametrize("espnet_first", [True, False], ids=["espnet-first", "ours-first"])
+def test_interleaved_with_espnet_in_one_process(espnet_first, model_dir, inputs):
+    """ESPnet's ``Speech2Text`` and our decoder, built from the same options, take turns twice on the same tensors in
+    one process (both orders): every run gives the same hypotheses and scores, and no run changes the inputs.
+
+    (The "shared state" once seen here was the input: ESPnet's global CMVN normalises in place, and ``Speech2Text``
+    hands the model a view of the caller's tensor, so a later decode read normalised features again; the ESPnet side
+    is given copies, as ``st_inference --batched false`` does.)"""
+    kw = dict(beam_size=4, nbest=2, ctc_weight=0.3)
+    speech = [x.clone() for x in inputs["speech"]]
+    before = [x.clone() for x in speech]
+    s2t, dec = speech2text(model_dir, **kw), ours(model_dir, **kw)
+    runs = []
+    for _ in range(2):
+        for who in ("espnet", "ours") if espnet_first else ("ours", "espnet"):
+            got = espnet_st(s2t, speech) if who == "espnet" else \
+                [[(h.yseq, h.score) for h in hyps] for hyps in dec.st(speech)]
+            runs.append((who, got))
+            assert all(torch.equal(a, b) for a, b in zip(before, speech)), f"{who} changed its inputs"
+    ref = runs[0][1]
+    for who, got in runs[1:]:
+        assert [[h[0] for h in r] for r in got] == [[h[0] for h in r] for r in ref], who
+        assert max(abs(a[1] - b[1]) for r, g in zip(ref, got) for a, b in zip(r, g)) < TOL, who
+    assert len({tuple(r[0][0]) for r in ref}) > 3  # a model that responds to its input
 
 
 def test_mt_min_length_retry_matches(model_dir, inputs):
     """minlen > maxlen: no hypothesis ends, so ESPnet decodes again with minlenratio - 0.1 (until < 0.1)."""
-    from salign.decode import BatchedDecoder
-
     s2t = speech2text(model_dir, beam_size=3, nbest=3, maxlenratio=0.5, minlenratio=1.2)
     ref = espnet_mt(s2t, inputs["src"], 0.5, 1.2)
-    got = BatchedDecoder.from_speech2text(s2t).mt(inputs["src"])
+    got = ours(model_dir, beam_size=3, nbest=3, maxlenratio=0.5, minlenratio=1.2).mt(inputs["src"])
     assert_same(ref, got)
     assert all(got)
 
 
 def test_asr_batched_equals_unbatched(model_dir, inputs):
-    from salign.decode import BatchedDecoder
-
-    s2t = speech2text(model_dir, beam_size=1)
-    dec = BatchedDecoder.from_speech2text(s2t)
+    dec = ours(model_dir, beam_size=1)
     one = [dec.asr([x])[0] for x in inputs["speech"]]
     many = dec.asr(inputs["speech"])
     assert [ids for ids, _ in one] == [ids for ids, _ in many]
@@ -211,8 +226,21 @@ def no_ctc_model(model_dir, tmp_path_factory) -> Path:
     return out
 
 
-NO_CTC = ("ERROR [st_inference]: {} needs a model trained with a target-side CTC (model_conf.st_ctc_weight > 0) "
+NO_CTC = ("{} needs a model trained with a target-side CTC (model_conf.st_ctc_weight > 0) "
           "(fix: {})")
+
+
+def last_error(capsys, main, argv: List[str]) -> str:
+    """Run ``main`` as its command line does: exit status 2 and a last stderr line ``ERROR [tool]: <message>``;
+    returns the message."""
+    from salign.utils.io import run_cli
+
+    with pytest.raises(SystemExit) as exc:
+        run_cli(main, argv)
+    assert exc.value.code == 2
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert line.startswith("ERROR [")
+    return line.split("]: ", 1)[1]
 
 
 @pytest.mark.parametrize("opts, fix", [
@@ -228,11 +256,8 @@ def test_cli_refuses_target_ctc_options_without_target_ctc(opts, fix, no_ctc_mod
     args = cli_args(no_ctc_model, tiny_data, "st") + opts + ["--output_dir", str(tmp_path / "out")]
     if "--task" in opts:  # the later --task wins; give MT its text input too
         args += ["--data_path_and_name_and_type", f"{tiny_data}/src_text,src_text,text"]
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    assert exc.value.code == 2
     given = " ".join(opts[:2]) if opts[0] == "--ctc_weight" else "--ctc_greedy true"
-    assert capsys.readouterr().err.splitlines()[-1] == NO_CTC.format(given, fix)
+    assert last_error(capsys, main, args) == NO_CTC.format(given, fix)
     assert not (tmp_path / "out").exists()
 
 
@@ -251,10 +276,8 @@ def test_cli_plan_is_checked_whole_before_decoding(no_ctc_model, tiny_data, tmp_
                                 "--output_dir", str(tmp_path / "st")]) + "\n")
     common = ["--st_train_config", str(no_ctc_model / "config.yaml"), "--st_model_file",
               str(no_ctc_model / "valid.acc.ave.pth"), "--ngpu", "0"]
-    with pytest.raises(SystemExit) as exc:
-        main(common + ["--plan", str(plan)])
-    assert exc.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == NO_CTC.format("--ctc_weight 0.5", "--ctc_weight 0")
+    err = last_error(capsys, main, common + ["--plan", str(plan)])
+    assert err == NO_CTC.format("--ctc_weight 0.5", "--ctc_weight 0")
     assert not (tmp_path / "asr").exists() and not (tmp_path / "st").exists()
     main(common + ["--task", "asr", "--ctc_weight", "0.3", "--data_path_and_name_and_type", speech,
                    "--output_dir", str(tmp_path / "asr")])
@@ -262,17 +285,15 @@ def test_cli_plan_is_checked_whole_before_decoding(no_ctc_model, tiny_data, tmp_
 
 
 def test_batched_decoder_refuses_ctc_weight_without_target_ctc(no_ctc_model):
-    from salign.decode import BatchedDecoder
-
-    s2t = speech2text(no_ctc_model, beam_size=3, ctc_weight=0.3)
     with pytest.raises(ValueError, match="target-side CTC"):
-        BatchedDecoder.from_speech2text(s2t)
+        ours(no_ctc_model, beam_size=3, ctc_weight=0.3)
 
 
 def test_cli_rejects_batches_on_the_one_by_one_path(model_dir, tiny_data, tmp_path):
     from salign.bin.st_inference import main
+    from salign.utils.io import InputError
 
-    with pytest.raises(SystemExit, match="one utterance at a time"):
+    with pytest.raises(InputError, match="one utterance at a time"):
         main(["--st_train_config", str(model_dir / "config.yaml"), "--st_model_file",
               str(model_dir / "valid.acc.ave.pth"), "--data_path_and_name_and_type",
               f"{tiny_data}/feats.scp,speech,kaldi_ark", "--output_dir", str(tmp_path), "--batched", "false",
