@@ -1,52 +1,33 @@
-"""Print how training went, from ESPnet training logs: first/best/last epoch of each reported loss and accuracy.
+"""Print how training went, from ESPnet training logs: first and last epoch of each reported loss and accuracy.
 
     python -m salign.bin.train_summary exp/mt_x/train.log exp/st_y/train.log
 
-Missing logs are skipped (a stage may have been skipped).
+Missing logs are skipped (a stage may have been skipped). Parsing: :mod:`salign.analysis.train_log`.
 """
 from __future__ import annotations
 
-import re
-import sys
+import argparse
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Optional, Sequence
 
-KEYS = ("loss", "loss_st", "loss_mt", "loss_asr", "acc_st", "acc_mt", "disc_acc")
-
-
-def epoch_stats(text: str, split: str = "train") -> List[Dict[str, float]]:
-    """Statistics of each ``N epoch results`` line of an ESPnet training log, for ``split`` (train or valid)."""
-    out = []
-    for line in text.splitlines():
-        if "epoch results" in line and f"[{split}]" in line:
-            part = line.split(f"[{split}]", 1)[1].split("[", 1)[0]
-            out.append({k: float(v) for k, v in re.findall(r"(\w+)=([-0-9.e+]+)", part)})
-    return out
+from salign.analysis.train_log import summaries
+from salign.utils.io import run_cli
 
 
-def summary(path: Path) -> Optional[str]:
-    """A few lines: per key, first -> last epoch values for train and valid."""
-    if not path.is_file():
-        return None
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = [f"{path}:"]
-    for split in ("train", "valid"):
-        stats = epoch_stats(text, split)
-        if not stats:
-            continue
-        parts = [f"{k} {stats[0][k]:.3f} -> {stats[-1][k]:.3f}" for k in KEYS if k in stats[0] and k in stats[-1]]
-        lines.append(f"  {split} (epoch 1 -> {len(stats)}): " + ", ".join(parts))
-    return "\n".join(lines) if len(lines) > 1 else f"{path}: no finished epoch yet"
+def get_parser() -> argparse.ArgumentParser:
+    """Command-line options of train_summary."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("logs", nargs="*", type=Path, help="ESPnet train.log files (missing ones are skipped)")
+    return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> Optional[int]:
     """Print a summary per log."""
-    for p in (argv if argv is not None else sys.argv[1:]):
-        s = summary(Path(p))
-        if s:
-            print(s)
+    text = summaries(get_parser().parse_args(argv).logs)
+    if text:
+        print(text)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

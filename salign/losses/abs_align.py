@@ -2,17 +2,38 @@
 
 The model hands an :class:`AlignBatch` to the alignment module once per training forward pass; the module returns
 its weighted loss and the statistics to report. Methods that need more than the top textual-encoder outputs (mix-up
-re-encodes modified inputs; optimal transport reads inner layers) use the callables and fields of the batch.
+re-encodes modified inputs; optimal transport reads inner layers) use the fields of the batch and call back into the
+model through ``batch.host``, an :class:`AlignHost`: the two model operations an alignment method may use.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Protocol, Tuple, runtime_checkable
 
 import torch
 
 Stats = Dict[str, Optional[torch.Tensor]]
+
+
+@runtime_checkable
+class AlignHost(Protocol):
+    """What an alignment method may ask of the model (``SAlignSTModel`` implements it; tests use small stand-ins).
+
+    Both operations are the model's own, with gradient (a method that wants none runs them under ``torch.no_grad``).
+    """
+
+    def text_encode(self, x_in: torch.Tensor, lengths: torch.Tensor, return_layers: bool = False
+                    ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """The shared textual encoder on an input sequence of either branch: (B, T, D) textual-encoder input (before
+        positions, e.g. the adapted speech or ``sqrt(D)·E[ids]``) + (B,) lengths -> (top output (B, T, D), per-layer
+        outputs, empty unless ``return_layers``)."""
+        ...
+
+    def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T) -> ``sqrt(D)·E[ids]``, the transcript branch's textual-encoder input (ids < 0 map to a
+        valid row; callers mask by length)."""
+        ...
 
 
 @dataclass
@@ -32,22 +53,8 @@ class AlignBatch:
     text_tokens: Optional[torch.Tensor] = None  # (B, L) transcript token ids (-1: padding)
     speech_layers: List[torch.Tensor] = field(default_factory=list)  # per textual-encoder layer, (B, S, D)
     text_layers: List[torch.Tensor] = field(default_factory=list)  # per textual-encoder layer, (B, L, D)
-    # textual-encoder input (B, T, D) + lengths -> top output (B, T, D)
-    encode: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None
-    # token ids (B, T) -> scaled embeddings sqrt(D) * E[ids], the transcript branch's encoder input before positions
-    embed: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    host: Optional[AlignHost] = None  # the model, for methods that re-encode or embed (mix-up, text noise, OT 0)
     blank_id: int = 0
-
-
-def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    """(B, max_len) boolean mask, True on real positions."""
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
-
-
-def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Mean over time of (B, T, D) counting real positions only."""
-    mask = length_mask(lengths, x.size(1)).to(x.dtype).unsqueeze(-1)
-    return (x * mask).sum(1) / lengths.clamp(min=1).to(x.dtype).unsqueeze(-1)
 
 
 class AbsAlign(torch.nn.Module, ABC):

@@ -32,14 +32,16 @@ need them scaled down (see ``egs/mini_mustc/conf``).
 from __future__ import annotations
 
 import random
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 from typeguard import typechecked
 
-from salign.losses.abs_align import AbsAlign, AlignBatch, Stats, length_mask, masked_mean
+from salign.losses.abs_align import AbsAlign, AlignBatch, Stats
+from salign.losses.registry import register
+from salign.utils.tensor import binary_hits, length_mask, masked_mean
 
 LEVELS = ("sentence", "token", "window")
 
@@ -96,14 +98,15 @@ def lambda_schedule(u: int, lambda_max: float, decay_start: int, decay_end: int)
     return lambda_max * (decay_end - u) / (decay_end - decay_start)
 
 
-def mix_inputs(x: torch.Tensor, tokens: torch.Tensor, p: torch.Tensor, embed) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Replace each real shrunk position of sentence i with probability ``p[i]`` by the scaled embedding of its CTC token.
+def mix_inputs(x: torch.Tensor, tokens: torch.Tensor, p: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor]
+               ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Replace each real shrunk position of sentence i with probability ``p[i]`` by its CTC token's scaled embedding.
 
     Args:
         x: (B, S, D) textual-encoder input of the speech branch.
         tokens: (B, S) CTC token per position, -1 on padding (never replaced).
         p: (B,) replacement probability per sentence.
-        embed: token ids -> ``sqrt(D)·E[ids]``.
+        embed: token ids -> ``sqrt(D)·E[ids]`` (``AlignHost.embed_tokens``).
 
     Returns:
         (mixed input, boolean mask of replaced positions)
@@ -151,6 +154,7 @@ MIXUP_MODES = ("replace", "extra")
 REDUCTIONS = ("items", "weights")
 
 
+@register("adversarial")
 class AdversarialAlign(AbsAlign):
     """S-Align: modal network trained adversarially against the encoders, with mix-up (``--align adversarial``)."""
 
@@ -230,22 +234,22 @@ class AdversarialAlign(AbsAlign):
         With gradient in ``replace`` mode (official: the confusion loss reaches A-enc, T-enc and the embedding table
         through the mixed input); under no-grad in the legacy ``extra`` mode.
         """
-        if batch.speech_input is None or batch.speech_tokens is None or batch.embed is None or batch.encode is None:
-            raise ValueError("mix-up needs AlignBatch.speech_input, speech_tokens, embed and encode")
+        if batch.speech_input is None or batch.speech_tokens is None or batch.host is None:
+            raise ValueError("mix-up needs AlignBatch.speech_input, speech_tokens and host")
         lo, hi = self.mixup_p
         p = torch.empty(batch.speech.size(0), device=batch.speech.device).uniform_(lo, hi)
         with torch.set_grad_enabled(self.mixup_mode == "replace" and torch.is_grad_enabled()):
-            mixed, replaced = mix_inputs(batch.speech_input, batch.speech_tokens, p, batch.embed)
-            out = batch.encode(mixed, batch.speech_lengths)
+            mixed, replaced = mix_inputs(batch.speech_input, batch.speech_tokens, p, batch.host.embed_tokens)
+            out, _ = batch.host.text_encode(mixed, batch.speech_lengths)
         return out, p, replaced
 
     def text_noise(self, batch: AlignBatch, ratios: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Transcripts with ``round(r_i·len_i)`` inserted blanks, re-encoded; returns (output, lengths)."""
-        if batch.text_tokens is None or batch.embed is None or batch.encode is None:
-            raise ValueError("text noise needs AlignBatch.text_tokens, embed and encode")
+        if batch.text_tokens is None or batch.host is None:
+            raise ValueError("text noise needs AlignBatch.text_tokens and host")
         with torch.set_grad_enabled(self.mixup_mode == "replace" and torch.is_grad_enabled()):
             noisy, lengths = insert_blanks(batch.text_tokens, batch.text_lengths, ratios, batch.blank_id)
-            out = batch.encode(batch.embed(noisy.clamp(min=0)), lengths)
+            out, _ = batch.host.text_encode(batch.host.embed_tokens(noisy.clamp(min=0)), lengths)
         return out, lengths
 
     def _text_items(self, batch: AlignBatch, stats: Stats) -> List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -270,8 +274,7 @@ class AdversarialAlign(AbsAlign):
         r = torch.empty(n, device=batch.text.device).uniform_(0.0, self.text_noise_max_ratio) * pick
         sub = AlignBatch(speech=batch.speech, speech_lengths=batch.speech_lengths, text=batch.text[pick],
                          text_lengths=batch.text_lengths[pick], num_updates=batch.num_updates,
-                         text_tokens=batch.text_tokens[pick], embed=batch.embed, encode=batch.encode,
-                         blank_id=batch.blank_id)
+                         text_tokens=batch.text_tokens[pick], host=batch.host, blank_id=batch.blank_id)
         out, lengths = self.text_noise(sub, r[pick])
         items = [(out, lengths, self.text_label - r[pick] * (self.text_label - self.speech_label))]
         if not bool(pick.all()):
@@ -321,8 +324,8 @@ class AdversarialAlign(AbsAlign):
             acc = []
             for h, lengths, target in ((batch.speech, batch.speech_lengths, False),
                                        (batch.text, batch.text_lengths, True)):
-                lg, w = self.disc(h, lengths)
-                acc.append((((lg > 0) == target).float() * (w > 0).float()).sum() / (w > 0).float().sum())
+                correct, counted = binary_hits(*self.disc(h, lengths), target)
+                acc.append(correct / counted)
         stats.update(loss_adv_d=loss_d.detach(), loss_adv_g=loss_g.detach(), adv_lambda=batch.speech.new_tensor(lam),
                      disc_acc=(acc[0] + acc[1]) / 2, disc_acc_speech=acc[0], disc_acc_text=acc[1])
         return loss, stats

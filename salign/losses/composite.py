@@ -7,9 +7,10 @@
       - {name: ot, weight: 0.5, conf: {layers: [1], epsilon: 0.1}}
       - {name: contrastive, prefix: ctr_top, conf: {temperature: 0.1}}
 
-Each entry builds ``registry()[name](dim=dim, **conf)``; the composite loss is ``Σ weight_m · loss_m``. Statistics of
-method m are reported as ``<prefix>_<key>`` (prefix defaults to the name; give ``prefix`` to use one method twice) plus
-``<prefix>_loss`` (its weighted loss). The separator is ``_`` rather than ``/``: ESPnet's reporter accepts ``/`` but
+Each entry builds ``member_methods()[name](dim=dim, **conf)`` (any method of :mod:`salign.losses.registry` but a
+composite); the composite loss is ``Σ weight_m · loss_m``. Statistics of method m are reported as
+``<prefix>_<key>`` (prefix defaults to the name; give ``prefix`` to use one method twice) plus ``<prefix>_loss`` (its
+weighted loss). The separator is ``_`` rather than ``/``: ESPnet's reporter accepts ``/`` but
 writes ``<key>.png`` plots into sub-directories, and ``name=value`` log lines stay greppable with ``\\w+``.
 ``needs_layers`` is true when any member needs layers.
 """
@@ -22,31 +23,17 @@ import torch
 from typeguard import typechecked
 
 from salign.losses.abs_align import AbsAlign, AlignBatch, Stats
+from salign.losses.registry import align_methods, register
 
 _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
-def registry() -> Dict[str, Type[AbsAlign]]:
-    """Alignment methods by name: salign's own, plus whatever ``salign.tasks.st.align_choices`` registers.
-
-    Imported lazily: ``salign.tasks.st`` imports this module to register ``multi``.
-    """
-    from salign.losses.adversarial import AdversarialAlign
-    from salign.losses.contrastive import ContrastiveAlign
-    from salign.losses.ot import OTAlign
-
-    classes: Dict[str, Type[AbsAlign]] = dict(adversarial=AdversarialAlign, contrastive=ContrastiveAlign,
-                                              ot=OTAlign)
-    try:
-        from salign.tasks.st import align_choices
-    except ImportError:  # pragma: no cover - partially initialised package during the task's own import
-        return classes
-    for name, cls in align_choices.classes.items():
-        if cls is not CompositeAlign:
-            classes.setdefault(name, cls)
-    return classes
+def member_methods() -> Dict[str, Type[AbsAlign]]:
+    """The methods a composite may combine: every registered one but composites."""
+    return {name: cls for name, cls in align_methods().items() if not issubclass(cls, CompositeAlign)}
 
 
+@register("multi")
 class CompositeAlign(AbsAlign):
     """Weighted sum of registered alignment methods (``--align multi``)."""
 
@@ -57,7 +44,7 @@ class CompositeAlign(AbsAlign):
         if not methods:
             raise ValueError("align_conf.methods must list at least one method, e.g. "
                              "[{name: adversarial, weight: 1.0, conf: {}}]")
-        known = registry()
+        known = member_methods()
         self.methods = torch.nn.ModuleDict()
         self.method_weights: Dict[str, float] = {}
         for i, entry in enumerate(methods):

@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from typeguard import typechecked
 
-from salign.losses.abs_align import AbsAlign, AlignBatch, Stats, length_mask, masked_mean
+from salign.losses.abs_align import AbsAlign, AlignBatch, Stats
+from salign.losses.registry import register
+from salign.utils.tensor import length_mask, masked_mean
 
 LEVELS = ("sentence", "token")
 TOKEN_MATCHES = ("max", "soft")
@@ -87,6 +89,7 @@ def token_info_nce(scores: torch.Tensor, q_lengths: torch.Tensor, temperature: f
     return (ce * mask).sum() / n, acc
 
 
+@register("contrastive")
 class ContrastiveAlign(AbsAlign):
     """In-batch InfoNCE between the speech and transcript branches (``--align contrastive``)."""
 

@@ -30,7 +30,9 @@ import torch
 import torch.nn.functional as F
 from typeguard import typechecked
 
-from salign.losses.abs_align import AbsAlign, AlignBatch, Stats, length_mask
+from salign.losses.abs_align import AbsAlign, AlignBatch, Stats
+from salign.losses.registry import register
+from salign.utils.tensor import length_mask
 
 COSTS = ("sqeuclidean", "cosine")
 
@@ -134,6 +136,7 @@ def sinkhorn_divergence(x: torch.Tensor, x_mask: torch.Tensor, y: torch.Tensor, 
     return xy - 0.5 * xx - 0.5 * yy, transport
 
 
+@register("ot")
 class OTAlign(AbsAlign):
     """Sinkhorn alignment of speech and transcript hidden states at selected textual-encoder layers (``--align ot``)."""
 
@@ -185,10 +188,10 @@ class OTAlign(AbsAlign):
     def layer_pair(self, batch: AlignBatch, layer: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """Speech and transcript hidden states at ``layer`` (0: encoder inputs; k: output of block k)."""
         if layer == 0:
-            if batch.speech_input is None or batch.text_tokens is None or batch.embed is None:
+            if batch.speech_input is None or batch.text_tokens is None or batch.host is None:
                 raise ValueError("align_conf.layers has 0 (encoder input) but the batch has no speech_input/"
-                                 "text_tokens/embed")
-            return batch.speech_input, batch.embed(batch.text_tokens.clamp(min=0))
+                                 "text_tokens/host")
+            return batch.speech_input, batch.host.embed_tokens(batch.text_tokens.clamp(min=0))
         n = min(len(batch.speech_layers), len(batch.text_layers))
         if layer > n:
             raise ValueError(f"align_conf.layers has {layer} but the textual encoder returned {n} layers "

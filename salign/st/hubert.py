@@ -27,25 +27,21 @@ import math
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 import torch
-from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
 
 from salign.st.ssl_checkpoint import load_ssl_checkpoint
 from salign.utils.io import InputError
+from salign.utils.tensor import length_mask
 
 _OVERRIDES = {"dropout": "encoder_dropout", "attention_dropout": "encoder_attention_dropout",
               "activation_dropout": "encoder_ff_interm_dropout", "dropout_input": "encoder_projection_dropout",
               "layerdrop": "encoder_layer_drop"}
 
 
-def _valid(lengths: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, size) True on valid positions."""
-    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
-
-
 def masked_group_norm(x: torch.Tensor, lengths: torch.Tensor, norm: torch.nn.GroupNorm) -> torch.Tensor:
     """``norm`` (one group per channel) of (B, C, T) ``x`` with statistics over the valid frames only, in float32."""
-    mask = _valid(lengths, x.size(-1)).unsqueeze(1).float()
+    mask = length_mask(lengths, x.size(-1)).unsqueeze(1).float()
     xf = x.float()
     n = mask.sum(-1, keepdim=True).clamp(min=1.0)
     mean = (xf * mask).sum(-1, keepdim=True) / n
@@ -178,13 +174,13 @@ class HuBERTEncoder(AbsEncoder):
             x, lens = self._backbone(xs_pad[:, : int(ilens.max())], ilens)
         if self.proj is not None:
             x = self.proj(x)
-        x = x.masked_fill(~_valid(lens, x.size(1)).unsqueeze(-1), 0.0)
+        x = x.masked_fill(~length_mask(lens, x.size(1)).unsqueeze(-1), 0.0)
         return x, lens, None
 
     def _backbone(self, wave: torch.Tensor, ilens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The SSL model on the (B, T) wave: (B, T', width) output of the chosen layer and its lengths."""
         if self.normalize_waveform:  # fairseq's per-utterance layer norm of the wave, over valid samples
-            mask = _valid(ilens, wave.size(1)).to(wave.dtype)
+            mask = length_mask(ilens, wave.size(1)).to(wave.dtype)
             mean = (wave * mask).sum(1, keepdim=True) / ilens[:, None]
             var = (((wave - mean) * mask) ** 2).sum(1, keepdim=True) / ilens[:, None]
             wave = (wave - mean) * torch.rsqrt(var + 1e-5) * mask

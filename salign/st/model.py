@@ -18,7 +18,9 @@ from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
-from typeguard import typechecked
+from espnet.nets.pytorch_backend.nets_utils import th_accuracy
+from espnet.nets.pytorch_backend.transformer.add_sos_eos import add_sos_eos
+from espnet.nets.pytorch_backend.transformer.label_smoothing_loss import LabelSmoothingLoss
 from espnet2.asr.ctc import CTC
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
@@ -27,13 +29,13 @@ from espnet2.asr.preencoder.abs_preencoder import AbsPreEncoder
 from espnet2.asr.specaug.abs_specaug import AbsSpecAug
 from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.torch_utils.device_funcs import force_gatherable
-from espnet2.train.abs_espnet_model import AbsESPnetModel
-from espnet.nets.pytorch_backend.nets_utils import th_accuracy
-from espnet.nets.pytorch_backend.transformer.add_sos_eos import add_sos_eos
-from espnet.nets.pytorch_backend.transformer.label_smoothing_loss import LabelSmoothingLoss
+from typeguard import typechecked
 
 from salign.losses.abs_align import AbsAlign, AlignBatch
 from salign.st.shrink import ctc_shrink, frame_tokens
+from salign.utils.clock import UpdateClock
+from salign.utils.espnet_model import SpeechTextModel
+from salign.utils.tensor import length_mask
 
 
 class SinusoidalPositions(torch.nn.Module):
@@ -55,8 +57,13 @@ class SinusoidalPositions(torch.nn.Module):
         return self.dropout(x + pe.to(x.dtype).unsqueeze(0))
 
 
-class SAlignSTModel(AbsESPnetModel):
-    """A-enc + CTC + shrink + shared T-enc + shared decoder, with an optional alignment module."""
+class SAlignSTModel(SpeechTextModel):
+    """A-enc + CTC + shrink + shared T-enc + shared decoder, with an optional alignment module.
+
+    Implements :class:`salign.losses.abs_align.AlignHost` (``text_encode``, ``embed_tokens``) for its alignment
+    module, and counts updates with an :class:`~salign.utils.clock.UpdateClock` (``clock``; the task sets its
+    ``accum_grad``).
+    """
 
     @typechecked
     def __init__(
@@ -102,7 +109,7 @@ class SAlignSTModel(AbsESPnetModel):
         Loss (method.md, official values in ``conf/train_st_salign.yaml``)::
 
             L_ST  = st_weight·CE(target | speech) + asr_weight·CTC(transcript | speech)     from update st_start
-            L_ASR = asr_task_weight·CTC(transcript | speech)                               until update asr_stop (0: never)
+            L_ASR = asr_task_weight·CTC(transcript | speech)                                until asr_stop (0: never)
             L_MT  = mt_weight·CE(target | transcript)
             + st_ctc_weight·CTC(target | speech) + the alignment module's own weighted loss
 
@@ -171,19 +178,19 @@ class SAlignSTModel(AbsESPnetModel):
 
         self.criterion = LabelSmoothingLoss(size=vocab_size, padding_idx=ignore_id, smoothing=lsm_weight,
                                             normalize_length=length_normalized_loss)
-        # forward passes in training; updates = forwards // accum_grad (set by the task). Saved with checkpoints so
-        # that a resumed run continues its schedules (and broadcast from rank 0 under DDP).
-        self.register_buffer("forward_count", torch.zeros((), dtype=torch.long))
-        self.accum_grad = 1
+        # the update clock of every schedule (checkpoint key `forward_count`, as before it was an object)
+        self.clock = UpdateClock()
+        self.clock.attach(self, "clock")
 
     # ------------------------------------------------------------------------------------------------ schedules
     @property
     def num_updates(self) -> int:
-        """Optimizer updates so far (training forward passes / accum_grad)."""
-        return int(self.forward_count.item()) // max(1, self.accum_grad)
+        """Optimizer updates so far (``clock.num_updates``: training forward passes // accum_grad)."""
+        return self.clock.num_updates
 
     def ctc_weight_at(self, u: int) -> float:
-        """Weight of CTC(transcript | speech) at update ``u``: L_ST's share from ``st_start`` + L_ASR's until ``asr_stop``."""
+        """Weight of CTC(transcript | speech) at update ``u``: L_ST's share from ``st_start``, L_ASR's until
+        ``asr_stop``."""
         w = self.asr_weight if u >= self.st_start else 0.0
         if self.asr_stop <= 0 or u < self.asr_stop:
             w += self.asr_task_weight
@@ -225,7 +232,9 @@ class SAlignSTModel(AbsESPnetModel):
             if self.specaug is not None and self.training:
                 feats, flens = self.specaug(feats.clone(), flens)
             if self.normalize is not None:
-                feats, flens = self.normalize(feats, flens)
+                # ESPnet's GlobalMVN/UtteranceMVN normalise in place when no gradient is needed: normalise a copy, so
+                # a caller's tensor (e.g. ESPnet's Speech2Text decoding the same features twice) is never changed
+                feats, flens = self.normalize(feats if feats.requires_grad else feats.clone(), flens)
         if self.preencoder is not None:
             feats, flens = self.preencoder(feats, flens)
         out, olens, _ = self.encoder(feats, flens)
@@ -242,16 +251,19 @@ class SAlignSTModel(AbsESPnetModel):
             feats, lengths, tokens = ctc_shrink(aenc, alens, tokens)
         else:
             feats, lengths = aenc, alens
-            tokens = tokens.masked_fill(~_mask(alens, aenc.size(1)), -1)
+            tokens = tokens.masked_fill(~length_mask(alens, aenc.size(1)), -1)
         return self.speech_norm(self.speech_proj(feats)), lengths, tokens
 
     def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``sqrt(d)·E[tokens]`` (padding ids < 0 map to the blank row; callers mask by length)."""
+        """``sqrt(d)·E[tokens]`` (padding ids < 0 map to the blank row; callers mask by length). ``AlignHost``."""
         return self.src_embed(tokens.clamp(min=0)) * math.sqrt(self.dim)
 
     def text_encode(self, x_in: torch.Tensor, lengths: torch.Tensor, return_layers: bool = False
                     ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """Shared textual encoder on an input sequence (either branch); returns (top output, per-layer outputs)."""
+        """Shared textual encoder on an input sequence (either branch); returns (top output, per-layer outputs).
+
+        ``x_in`` is the textual-encoder input before positions. ``AlignHost``.
+        """
         out, _, _ = self.text_encoder(self.positions(x_in), lengths, return_all_hs=return_layers)
         layers: List[torch.Tensor] = []
         if isinstance(out, tuple):
@@ -283,24 +295,13 @@ class SAlignSTModel(AbsESPnetModel):
         acc = th_accuracy(logits.view(-1, self.vocab_size), ys_out, ignore_label=self.ignore_id)
         return loss, torch.tensor(acc, device=loss.device)
 
-    def forward(
-        self,
-        text: torch.Tensor,
-        text_lengths: torch.Tensor,
-        speech: Optional[torch.Tensor] = None,
-        speech_lengths: Optional[torch.Tensor] = None,
-        src_text: Optional[torch.Tensor] = None,
-        src_text_lengths: Optional[torch.Tensor] = None,
-        **kwargs,
-    ) -> Tuple[torch.Tensor, Dict[str, Optional[torch.Tensor]], torch.Tensor]:
-        """Multi-task loss on one batch; ``speech`` absent means an MT-only (text) batch."""
-        if speech is None and src_text is None:
-            raise ValueError("a training batch needs `speech` or `src_text` (check --train_data_path_and_name_and_type)")
+    def compute_loss(self, text: torch.Tensor, text_lengths: torch.Tensor, speech: Optional[torch.Tensor],
+                     speech_lengths: Optional[torch.Tensor], src_text: Optional[torch.Tensor],
+                     src_text_lengths: Optional[torch.Tensor]
+                     ) -> Tuple[torch.Tensor, Dict[str, Optional[torch.Tensor]], torch.Tensor]:
+        """Multi-task loss on one batch (``forward``, ESPnet's contract, checks and trims it first)."""
         u = self.num_updates  # updates done before this one (the clock moves at the end of a training forward)
         st_on = u >= self.st_start
-        text = text[:, : text_lengths.max()]
-        if src_text is not None:
-            src_text = src_text[:, : src_text_lengths.max()]
         stats: Dict[str, Optional[torch.Tensor]] = {}
         loss = text.new_zeros((), dtype=torch.float32)
         need_layers = self.align is not None and self.align.needs_layers
@@ -310,7 +311,8 @@ class SAlignSTModel(AbsESPnetModel):
         if speech is not None:
             aenc, alens = self.encode_speech(speech, speech_lengths)
             ctc_w = self.ctc_weight_at(u)
-            if src_text is not None and (ctc_w > 0 or (not self.training and self.asr_weight + self.asr_task_weight > 0)):
+            validating_asr = not self.training and self.asr_weight + self.asr_task_weight > 0
+            if src_text is not None and (ctc_w > 0 or validating_asr):
                 loss_asr = self.ctc(aenc, alens, src_text, src_text_lengths)
                 loss = loss + ctc_w * loss_asr
                 stats["loss_asr"] = loss_asr.detach()
@@ -346,16 +348,14 @@ class SAlignSTModel(AbsESPnetModel):
         if use_align:
             batch = AlignBatch(speech=s_out, speech_lengths=s_lens, text=t_out, text_lengths=src_text_lengths,
                                num_updates=u, speech_input=s_in, speech_tokens=s_tok, text_tokens=src_text,
-                               speech_layers=s_layers, text_layers=t_layers,
-                               encode=lambda x, n: self.text_encode(x, n)[0], embed=self.embed_tokens,
-                               blank_id=self.blank_id)
+                               speech_layers=s_layers, text_layers=t_layers, host=self, blank_id=self.blank_id)
             loss_align, align_stats = self.align(batch)
             loss = loss + loss_align
             stats["loss_align"] = loss_align.detach()
             stats.update(align_stats)
 
         if self.training:
-            self.forward_count += 1
+            self.clock.tick()
         stats["loss"] = loss.detach()
         batch_size = text.size(0)
         loss, stats, weight = force_gatherable((loss, stats, batch_size), loss.device)
@@ -368,10 +368,6 @@ class SAlignSTModel(AbsESPnetModel):
             return {}
         feats, flens = self._extract_feats(speech, speech_lengths)
         return {"feats": feats, "feats_lengths": flens}
-
-
-def _mask(lengths: torch.Tensor, tmax: int) -> torch.Tensor:
-    return torch.arange(tmax, device=lengths.device)[None, :] < lengths[:, None]
 
 
 @contextmanager

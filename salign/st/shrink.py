@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import torch
 
+from salign.utils.tensor import length_mask
+
 
 class Shrunk(NamedTuple):
     """Result of :func:`ctc_shrink`."""
@@ -45,7 +47,7 @@ def ctc_shrink(feats: torch.Tensor, lengths: torch.Tensor, tokens: torch.Tensor)
         :class:`Shrunk` with the kept frames packed to the left, their count and their tokens.
     """
     bsz, tmax, _ = feats.shape
-    valid = torch.arange(tmax, device=feats.device)[None, :] < lengths[:, None]
+    valid = length_mask(lengths, tmax)
     change = torch.ones_like(valid)
     change[:, 1:] = tokens[:, 1:] != tokens[:, :-1]
     keep = change & valid

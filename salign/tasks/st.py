@@ -2,7 +2,8 @@
 
 Class choices (each adds ``--<name>`` and ``--<name>_conf``, listed by ``--print_config`` and saved in config.yaml):
 frontend, specaug, normalize, preencoder, encoder (A-enc), text_encoder (T-enc), decoder, align, preprocessor.
-Alignment methods are classes in ``salign/losses`` registered in ``align_choices``.
+Alignment methods are classes in ``salign/losses``; ``align_choices`` reads the loss package's registry
+(:mod:`salign.losses.registry`), so a method registered there is a ``--align`` choice.
 
 Task options added to ESPnet's ST ones: ``--init_from_mt PATH`` (load an MT-pretrained checkpoint into the textual
 encoder, decoder and embeddings, printing which parameter groups were and were not initialised) and ``--lr_scale``
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from espnet2.asr.ctc import CTC
@@ -29,19 +30,13 @@ from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str_or_none
 
 from salign.losses.abs_align import AbsAlign
-from salign.losses.adversarial import AdversarialAlign
-from salign.losses.composite import CompositeAlign
-from salign.losses.contrastive import ContrastiveAlign
-from salign.losses.ot import OTAlign
-from salign.st.hubert import HuBERTEncoder
+from salign.losses.registry import ALIGN_METHODS
 from salign.st.model import SAlignSTModel
 from salign.st.stack import FrameStack
+from salign.tasks.common import SpeechTaskMixin, encoder_choices, read_token_list
 from salign.utils.io import InputError
 
-# A-enc and decoder: ESPnet's classes, with transformer defaults instead of ESPnet's RNN ones
-encoder_choices = ClassChoices(
-    "encoder", classes=dict(espnet_st.encoder_choices.classes, hubert=HuBERTEncoder), type_check=AbsEncoder,
-    default="transformer")
+# decoder: ESPnet's classes, with a transformer default instead of ESPnet's RNN one (encoders: salign.tasks.common)
 decoder_choices = ClassChoices(
     "decoder", classes=espnet_st.decoder_choices.classes, type_check=AbsDecoder, default="transformer")
 text_encoder_choices = ClassChoices(
@@ -54,26 +49,14 @@ text_encoder_choices = ClassChoices(
 preencoder_choices = ClassChoices(
     "preencoder", classes=dict(espnet_st.preencoder_choices.classes, stack=FrameStack), type_check=AbsPreEncoder,
     default=None, optional=True)
-align_choices = ClassChoices(
-    "align",
-    classes=dict(adversarial=AdversarialAlign, contrastive=ContrastiveAlign, ot=OTAlign, multi=CompositeAlign),
-    type_check=AbsAlign,
-    default=None,
-    optional=True,
-)
+align_choices = ClassChoices("align", classes=ALIGN_METHODS, type_check=AbsAlign, default=None, optional=True)
+align_choices.classes = ALIGN_METHODS  # the registry itself, not a copy: a method registered later is a choice too
 
 #: parameter groups an MT checkpoint initialises by default (the acoustic side is not trained in MT pre-training)
 MT_MODULES = ("src_embed", "text_encoder", "decoder")
 
 
-def _read_token_list(value) -> List[str]:
-    if isinstance(value, str):
-        with open(value, encoding="utf-8") as f:
-            return [line.rstrip() for line in f]
-    return list(value)
-
-
-class SAlignSTTask(STTask):
+class SAlignSTTask(SpeechTaskMixin, STTask):
     """ESPnet's ST task with the S-Align model, a textual-encoder choice and an alignment-method choice."""
 
     class_choices_list = [
@@ -87,7 +70,6 @@ class SAlignSTTask(STTask):
         align_choices,
         espnet_st.preprocessor_choices,
     ]
-    _building_from_file = False
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -120,7 +102,8 @@ class SAlignSTTask(STTask):
         try:
             scale = {k: float(v) for k, v in scale.items()}
         except (TypeError, ValueError):
-            raise InputError(f"--lr_scale {scale}: factors must be numbers", fix="e.g. --lr_scale '{encoder: 4.0}'")
+            raise InputError(f"--lr_scale {scale}: factors must be numbers",
+                             fix="e.g. --lr_scale '{encoder: 4.0}'") from None
         # a tied parameter (e.g. CTC output = source embedding) takes the factor of any module of it that has one
         factor: Dict[int, float] = {}
         params: Dict[int, torch.nn.Parameter] = {}
@@ -140,45 +123,17 @@ class SAlignSTTask(STTask):
         return [optim_classes[args.optim](param_groups, lr=lr, **conf)]
 
     @classmethod
-    def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
-        """Training needs the target text; speech is optional so that MT pre-training runs on text alone."""
-        return ("speech",) if inference else ("text",)
-
-    @classmethod
-    def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
-        """``speech`` and ``src_text`` (transcript) are optional in training."""
-        return () if inference else ("speech", "src_text")
-
-    @classmethod
-    def build_model_from_file(cls, config_file=None, model_file=None, device: str = "cpu"):
-        """As ESPnet's, but never re-reads ``--init_from_mt`` (the model file has the trained weights)."""
-        cls._building_from_file = True
-        try:
-            return super().build_model_from_file(config_file, model_file, device)
-        finally:
-            cls._building_from_file = False
-
-    @classmethod
     def build_model(cls, args: argparse.Namespace) -> SAlignSTModel:
         """Build :class:`SAlignSTModel` from the parsed arguments (or a saved config.yaml)."""
-        token_list = _read_token_list(args.token_list)
+        token_list = read_token_list(args.token_list)
         args.token_list = list(token_list)
         if args.src_token_list is None:
             raise ValueError("--src_token_list is required by the S-Align model (pass the target list for a "
                              "joint vocabulary)")
-        src_token_list = _read_token_list(args.src_token_list)
+        src_token_list = read_token_list(args.src_token_list)
         args.src_token_list = list(src_token_list)
 
-        if args.input_size is None:
-            frontend = espnet_st.frontend_choices.get_class(args.frontend)(**args.frontend_conf)
-            input_size = frontend.output_size()
-        else:
-            args.frontend, args.frontend_conf, frontend = None, {}, None
-            input_size = args.input_size
-        specaug = (espnet_st.specaug_choices.get_class(args.specaug)(**args.specaug_conf)
-                   if args.specaug is not None else None)
-        normalize = (espnet_st.normalize_choices.get_class(args.normalize)(**args.normalize_conf)
-                     if args.normalize is not None else None)
+        frontend, specaug, normalize, input_size = cls.build_front_end(args)
         preencoder = None
         if getattr(args, "preencoder", None) is not None:
             pconf = dict(args.preencoder_conf)
@@ -186,12 +141,7 @@ class SAlignSTTask(STTask):
                 pconf.setdefault("input_size", input_size)
             preencoder = preencoder_choices.get_class(args.preencoder)(**pconf)
             input_size = preencoder.output_size()
-        encoder = encoder_choices.get_class(args.encoder)(input_size=input_size, **args.encoder_conf)
-        if isinstance(encoder, HuBERTEncoder) and not cls._building_from_file:
-            # config.yaml (written after this) rebuilds the architecture without the pre-trained checkpoint file:
-            # the trained weights come from the model file, so a packed or copied model decodes anywhere
-            conf = {k: v for k, v in args.encoder_conf.items() if k != "checkpoint"}
-            args.encoder_conf = {**conf, **encoder.standalone_conf()}
+        encoder = cls.build_encoder(encoder_choices, args, input_size)
 
         tconf = dict(args.text_encoder_conf)
         dim = tconf.pop("output_size", encoder.output_size())
@@ -215,7 +165,7 @@ class SAlignSTTask(STTask):
             align=align, st_ctc=st_ctc, **model_conf)
         if args.init is not None:
             initialize(model, args.init)
-        model.accum_grad = int(getattr(args, "accum_grad", 1) or 1)
+        model.clock.accum_grad = int(getattr(args, "accum_grad", 1) or 1)
         init_mt = getattr(args, "init_from_mt", None)
         if init_mt and not cls._building_from_file and not getattr(args, "collect_stats", False):
             load_mt_checkpoint(model, init_mt, getattr(args, "init_from_mt_modules", MT_MODULES))
@@ -272,7 +222,8 @@ def register_with_espnet() -> None:
 
     ``Speech2Text`` hard-codes ``STTask``; after this call it uses :class:`SAlignSTTask`. The documented one-liner::
 
-        import salign.tasks.st as t; t.register_with_espnet()  # then Speech2Text(st_train_config=..., st_model_file=...)
+        import salign.tasks.st as t; t.register_with_espnet()
+        # then Speech2Text(st_train_config=..., st_model_file=...)
 
     The patched module builds salign models only (stock ESPnet ST configs lack ``text_encoder``), so use a separate
     process to decode stock models.

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from salign.losses.abs_align import AlignBatch
-from salign.losses.adversarial import (AdversarialAlign, ModalNetwork, insert_blanks, lambda_schedule,
-                                       mix_inputs)
+from salign.losses.abs_align import AlignBatch, AlignHost
+from salign.losses.adversarial import AdversarialAlign, ModalNetwork, insert_blanks, lambda_schedule, mix_inputs
+from tests.losses.conftest import StubHost
 
 DIM = 8
 
@@ -123,7 +123,8 @@ def mixing_setup(**conf):
     emb = torch.nn.Embedding(10, DIM)
     align = AdversarialAlign(DIM, dropout=0.0, mixup_start=0, mixup_batch_prob=1.0, **conf)
     b = make_batch(enc, speech_input=enc(torch.randn(3, 7, DIM)), speech_tokens=torch.randint(0, 10, (3, 7)),
-                   encode=lambda x, n: enc(x), embed=lambda t: emb(t), text_tokens=torch.randint(1, 10, (3, 5)))
+                   host=StubHost(enc, emb), text_tokens=torch.randint(1, 10, (3, 5)))
+    assert isinstance(b.host, AlignHost)
     return enc, emb, align, b
 
 
@@ -220,7 +221,7 @@ def test_text_noise_is_drawn_per_sentence():
     n = 64
     b = AlignBatch(speech=enc(torch.randn(n, 7, DIM)), speech_lengths=torch.full((n,), 7),
                    text=enc(torch.randn(n, 5, DIM)), text_lengths=torch.full((n,), 5), num_updates=10_000,
-                   text_tokens=torch.randint(1, 10, (n, 5)), encode=lambda x, k: enc(x), embed=lambda t: emb(t))
+                   text_tokens=torch.randint(1, 10, (n, 5)), host=StubHost(enc, emb))
     shares = [align(b)[1]["text_noised"].item() for _ in range(5)]
     assert all(0.2 < s < 0.8 for s in shares), shares
 
@@ -232,3 +233,29 @@ def test_insert_blanks():
     row = out[0, :13]
     assert (row == 0).sum() == 3 and row[row != 0].tolist() == list(range(5, 15))  # order kept
     assert out[1, :2].tolist() == [3, 4]
+
+
+@pytest.mark.parametrize("level", ["sentence", "token"])
+def test_disc_acc_counts_real_items_of_each_modality(level):
+    """disc_acc_speech: share of real speech items D calls speech (logit <= 0); disc_acc_text: text items it calls
+    text (logit > 0); disc_acc their mean."""
+    torch.manual_seed(2)
+    align = AdversarialAlign(DIM, dropout=0.0, level=level, mixup_batch_prob=0.0).eval()
+    b = make_batch(torch.nn.Linear(DIM, DIM))
+    _, st = align(b)
+    with torch.no_grad():
+        (ls, ws), (lt, wt) = align.disc(b.speech, b.speech_lengths), align.disc(b.text, b.text_lengths)
+    want_s = ((ls <= 0) & (ws > 0)).sum().item() / (ws > 0).sum().item()
+    want_t = ((lt > 0) & (wt > 0)).sum().item() / (wt > 0).sum().item()
+    assert st["disc_acc_speech"].item() == pytest.approx(want_s)
+    assert st["disc_acc_text"].item() == pytest.approx(want_t)
+    assert st["disc_acc"].item() == pytest.approx((want_s + want_t) / 2)
+
+
+def test_mixup_and_text_noise_need_the_host():
+    _, _, align, b = mixing_setup()
+    b.host = None
+    with pytest.raises(ValueError, match="mix-up needs .*host"):
+        align.mixup(b)
+    with pytest.raises(ValueError, match="text noise needs .*host"):
+        align.text_noise(b, torch.full((3,), 0.2))

@@ -1,10 +1,10 @@
-"""CompositeAlign: weighted sum of members, prefixed statistics, needs_layers, registry and config errors."""
+"""CompositeAlign: weighted sum of members, prefixed statistics, needs_layers, its members and config errors."""
 import pytest
 import torch
 
 from salign.losses.abs_align import AlignBatch
 from salign.losses.adversarial import AdversarialAlign
-from salign.losses.composite import CompositeAlign, registry
+from salign.losses.composite import CompositeAlign, member_methods
 from salign.losses.contrastive import ContrastiveAlign
 from salign.losses.ot import OTAlign
 
@@ -57,7 +57,7 @@ def test_needs_layers_is_any_member():
 def test_registry_and_task_choices_agree():
     from salign.tasks.st import align_choices
 
-    reg = registry()
+    reg = member_methods()
     assert reg["contrastive"] is ContrastiveAlign and reg["ot"] is OTAlign and "multi" not in reg
     assert align_choices.get_class("multi") is CompositeAlign
     assert set(align_choices.classes) - {"multi"} <= set(reg)
@@ -83,7 +83,7 @@ def test_the_task_builds_multi_from_yaml(tmp_path):
 
     make_tiny_data(tmp_path, n_utts=2)
     args = SAlignSTTask.get_parser().parse_args([
-        "--config", str(REPO / "conf/tuning/train_st_multi_test.yaml"), "--token_type", "word",
+        "--config", str(REPO / "tests/conf/train_st_multi_test.yaml"), "--token_type", "word",
         "--src_token_type", "word", "--token_list", str(tmp_path / "tokens.txt"), "--src_token_list",
         str(tmp_path / "tokens.txt"), "--input_size", "80"])
     model = SAlignSTTask.build_model(args)

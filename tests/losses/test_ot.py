@@ -6,6 +6,7 @@ import torch
 
 from salign.losses.abs_align import AlignBatch
 from salign.losses.ot import OTAlign, entropic_ot, sinkhorn_divergence
+from tests.losses.conftest import StubHost
 
 DIM = 4
 
@@ -128,7 +129,7 @@ def test_layer_zero_is_the_encoder_input():
     emb = torch.nn.Embedding(10, DIM)
     b.speech_input = torch.randn(2, 6, DIM, requires_grad=True)
     b.text_tokens = torch.tensor([[1, 2, 3, 4], [5, 6, 7, -1]])
-    b.embed = emb
+    b.host = StubHost(lambda x: x, emb)
     loss, st = OTAlign(DIM, layers=[0])(b)
     loss.backward()
     assert "ot_l0" in st and b.speech_input.grad.abs().sum() > 0 and emb.weight.grad[[1, 5]].abs().sum() > 0

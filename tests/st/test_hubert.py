@@ -221,7 +221,7 @@ def test_registered_and_trains_inside_the_salign_model(ckpt, tiny_data):
     assert encoder_choices.get_class("hubert") is HuBERTEncoder
     tokens = str(tiny_data / "tokens.txt")
     args = SAlignSTTask.get_parser().parse_args([
-        "--config", str(REPO / "conf" / "tuning" / "train_st_hubert_test.yaml"), "--token_list", tokens,
+        "--config", str(REPO / "tests" / "conf" / "train_st_hubert_test.yaml"), "--token_list", tokens,
         "--src_token_list", tokens, "--token_type", "word", "--src_token_type", "word", "--input_size", "1",
         "--encoder_conf", f"checkpoint={ckpt}", "--encoder_conf", "output_size=16"])
     model = SAlignSTTask.build_model(args)
@@ -234,7 +234,7 @@ def test_registered_and_trains_inside_the_salign_model(ckpt, tiny_data):
     assert all(p.grad is None for p in model.encoder.ssl.parameters())
     assert model.encoder.proj.weight.grad.abs().sum() > 0
     model.zero_grad()
-    model.forward_count.fill_(10)  # past model_conf.freeze_encoder_updates: the encoder trains, its CNN does not
+    model.clock.forward_count.fill_(10)  # past model_conf.freeze_encoder_updates: the encoder trains, its CNN does not
     text = torch.tensor([[3, 4, 5], [6, 7, -1]])
     loss, stats, _ = model(text=text, text_lengths=torch.tensor([3, 2]), speech=waves(2, 2400),
                            speech_lengths=torch.tensor([2400, 1700]), src_text=text,

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "utils" / "queue" / "local.sh"
 SLURM = ROOT / "utils" / "queue" / "slurm.sh"
 SLURM_PL = ROOT / "utils" / "queue" / "slurm.pl"  # slurm.sh under the name ESPnet's launcher knows
+COMMON = ROOT / "utils" / "queue" / "common.sh"  # what the two launchers share (sourced by both)
 PARSE = ROOT / "utils" / "parse_options.sh"
 FAIL_JOB2 = 'echo "job JOB says hello"; for i in $(seq 1 30); do echo "line $i of JOB"; done; ' \
             'if [ JOB = 2 ]; then echo "boom in JOB" >&2; exit 3; fi'
@@ -22,7 +23,9 @@ FAKE_SBATCH = r"""#!/usr/bin/env bash
 printf '%s\n' "$@" > "${FAKE_SBATCH_ARGS:?}"
 array='' out='' nodes=1
 for a in "$@"; do
-  case "$a" in --array=*) array=${a#--array=} ;; --output=*) out=${a#--output=} ;; --nodes=*) nodes=${a#--nodes=} ;; esac
+  case "$a" in
+    --array=*) array=${a#--array=} ;; --output=*) out=${a#--output=} ;; --nodes=*) nodes=${a#--nodes=} ;;
+  esac
 done
 script=${!#}
 array=${array%%%*}
@@ -146,6 +149,24 @@ def test_slurm_passes_resources_to_sbatch(tmp_path, fake_sbatch):
     assert r.returncode == 1 and "not found" in r.stderr
 
 
+def test_slurm_reports_a_killed_task_and_a_failed_submission(tmp_path, fake_sbatch):
+    """A task killed before its footer (Slurm's time or memory limit) is named with its Slurm output; an sbatch that
+    submits nothing is one line."""
+    r = run([SLURM, "JOB=1:2", "log/k.JOB.log", 'if [ JOB = 2 ]; then kill -9 $PPID; fi; echo ran JOB'], tmp_path,
+            fake_sbatch)
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert lines[0] == "slurm.sh: 1/2 jobs failed; first failing log: log/k.2.log"
+    assert "ended without a footer" in lines[-1] and lines[-1].endswith("/log/q/k.x.2.slurm.out")
+    assert "# Ended (code 0)" in (tmp_path / "log/k.1.log").read_text()
+    bad = tmp_path / "bad_sbatch"
+    bad.write_text("#!/usr/bin/env bash\necho 'sbatch: error: invalid partition' >&2\nexit 1\n")
+    bad.chmod(0o755)
+    r = run([SLURM, "JOB=1:2", "log/s.JOB.log", "true"], tmp_path, dict(fake_sbatch, SBATCH=str(bad)))
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"slurm.sh: submission failed ({bad} exit 1): sbatch: error: invalid partition"
+
+
 def test_launchers_take_espnet_launch_options(tmp_path, fake_sbatch):
     """The options ESPnet's espnet2.bin.launch (and its st.sh, via --cmd) passes: --name, --gpu, --num_threads,
     --num_nodes. local.sh runs one node only; slurm.sh allocates the nodes, one task each, for the command's srun."""
@@ -237,6 +258,6 @@ def test_parse_options(demo, tmp_path):
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
 def test_shellcheck_clean():
-    r = subprocess.run(["shellcheck", "-S", "style", str(LOCAL), str(SLURM), str(PARSE)], capture_output=True,
-                       text=True)
+    r = subprocess.run(["shellcheck", "-S", "style", "-x", str(LOCAL), str(SLURM), str(COMMON), str(PARSE)],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stdout

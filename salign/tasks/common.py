@@ -1,0 +1,91 @@
+"""What the ESPnet tasks of both model families share (S-Align: :mod:`salign.tasks.st`; speech-LLM:
+:mod:`salign.llm.task`): reading token lists, building the speech front end and the acoustic encoder, and building
+a trained model from its files without re-reading pre-trained weights."""
+from __future__ import annotations
+
+import argparse
+from typing import List, Optional, Tuple
+
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from espnet2.asr.specaug.abs_specaug import AbsSpecAug
+from espnet2.layers.abs_normalize import AbsNormalize
+from espnet2.tasks import st as espnet_st
+from espnet2.train.class_choices import ClassChoices
+
+from salign.st.hubert import HuBERTEncoder
+from salign.utils.io import InputError
+
+#: acoustic encoders of both families: ESPnet's ST encoders (transformer default) and the SSL encoder ``hubert``
+encoder_choices = ClassChoices(
+    "encoder", classes=dict(espnet_st.encoder_choices.classes, hubert=HuBERTEncoder), type_check=AbsEncoder,
+    default="transformer")
+
+
+def read_token_list(value) -> Optional[List[str]]:
+    """A token list given as a file (one token a line) or a list; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            with open(value, encoding="utf-8") as f:
+                return [line.rstrip() for line in f]
+        except FileNotFoundError:
+            raise InputError("no such token list", value, fix="run stage 5 (token lists) or check --token_list") \
+                from None
+    return list(value)
+
+
+class SpeechTaskMixin:
+    """Shared class methods of salign's ESPnet tasks (put before ESPnet's task class in the bases)."""
+
+    #: True while a trained model is rebuilt from config.yaml + model file (pre-trained weights are not re-read)
+    _building_from_file = False
+
+    @classmethod
+    def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        """Training needs the target text; speech is optional so that text-only (MT pre-training) batches train."""
+        return ("speech",) if inference else ("text",)
+
+    @classmethod
+    def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        """``speech`` and ``src_text`` (transcript) are optional in training."""
+        return () if inference else ("speech", "src_text")
+
+    @classmethod
+    def build_model_from_file(cls, config_file=None, model_file=None, device: str = "cpu"):
+        """As ESPnet's, but options that load pre-trained weights (``--init_from_mt``, an SSL encoder checkpoint)
+        are not re-read: the model file has the trained weights."""
+        cls._building_from_file = True
+        try:
+            return super().build_model_from_file(config_file, model_file, device)  # type: ignore[misc]
+        finally:
+            cls._building_from_file = False
+
+    @classmethod
+    def build_front_end(cls, args: argparse.Namespace) -> Tuple[Optional[AbsFrontend], Optional[AbsSpecAug],
+                                                               Optional[AbsNormalize], int]:
+        """(frontend, SpecAugment, normalisation, encoder input size): no frontend when ``--input_size`` is given
+        (precomputed features, or ``1`` for an encoder that reads the wave)."""
+        if args.input_size is None:
+            frontend = espnet_st.frontend_choices.get_class(args.frontend)(**args.frontend_conf)
+            input_size = frontend.output_size()
+        else:
+            args.frontend, args.frontend_conf, frontend = None, {}, None
+            input_size = args.input_size
+        specaug = (espnet_st.specaug_choices.get_class(args.specaug)(**args.specaug_conf)
+                   if args.specaug is not None else None)
+        normalize = (espnet_st.normalize_choices.get_class(args.normalize)(**args.normalize_conf)
+                     if args.normalize is not None else None)
+        return frontend, specaug, normalize, input_size
+
+    @classmethod
+    def build_encoder(cls, choices: ClassChoices, args: argparse.Namespace, input_size: int) -> AbsEncoder:
+        """The acoustic encoder of ``args.encoder``. For an SSL encoder built from a checkpoint, ``args.encoder_conf``
+        is rewritten so that config.yaml (written after this) rebuilds the architecture without the checkpoint
+        file: the trained weights come from the model file, so a packed or copied model decodes anywhere."""
+        encoder = choices.get_class(args.encoder)(input_size=input_size, **args.encoder_conf)
+        if isinstance(encoder, HuBERTEncoder) and not cls._building_from_file:
+            conf = {k: v for k, v in args.encoder_conf.items() if k != "checkpoint"}
+            args.encoder_conf = {**conf, **encoder.standalone_conf()}
+        return encoder
