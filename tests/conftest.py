@@ -10,7 +10,7 @@ from typing import List, Sequence
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_CONFIG = REPO / "conf" / "tuning" / "train_st_salign_test.yaml"
+TEST_CONFIG = REPO / "tests" / "conf" / "train_st_salign_test.yaml"  # tiny configs for tests: tests/conf/
 
 
 def run_tool(module: str, args: Sequence[str], cwd: Path, log: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -8,14 +8,19 @@ import yaml
 
 from tests.conftest import REPO
 
-CONFIGS = sorted(p for p in [*REPO.glob("conf/**/*.yaml"), *REPO.glob("egs/**/conf/**/*.yaml")]
+CONFIGS = sorted(p for p in [*REPO.glob("conf/**/*.yaml"), *REPO.glob("egs/**/conf/**/*.yaml"),
+                              *REPO.glob("tests/conf/*.yaml")]
                  if "exp" not in p.parts and "dump" not in p.parts)
+COMPARE_DIRS = [REPO / "egs" / "mini_mustc" / "conf" / "compare", REPO / "egs" / "mini_mustc" / "conf" / "compare"
+                / "debug"]
 
 
 def kind(path: Path) -> str:
     conf = yaml.safe_load(path.read_text()) or {}
     if "beam_size" in conf:
         return "decode"
+    if "lm" in conf:  # the speech-LLM family: built by tests/llm/test_llm_configs.py
+        return "llm"
     if "text_encoder" in conf or "encoder" in conf:
         return "train"
     return "other"
@@ -63,6 +68,66 @@ def test_decoding_config_parses(path, tmp_path):
     args = get_parser().parse_args(["--config", str(path), "--output_dir", str(tmp_path),
                                     "--data_path_and_name_and_type", "x,speech,kaldi_ark"])
     assert args.beam_size >= 1
+
+
+def merged(cdir: Path, override: str) -> dict:
+    """A comparison config as compare.sh writes it: ``base.yaml`` with each top-level key of the override replacing
+    its own."""
+    conf = yaml.safe_load((cdir / "base.yaml").read_text())
+    conf.update(yaml.safe_load((cdir / override).read_text()) or {})
+    return conf
+
+
+@pytest.mark.parametrize("cdir", COMPARE_DIRS, ids=lambda p: str(p.relative_to(REPO)))
+def test_compare_rows_share_one_base(cdir):
+    """compare.sh's rows: one base config (model shape, batch, optimiser, schedule, epochs), a per-method override
+    that only chooses the alignment loss, an MT pre-training that keeps the base's model shape (its checkpoint
+    initialises every row), and ESPnet's stock model with the same batch and optimiser, frame rate, width and depth."""
+    methods = {p.stem: yaml.safe_load(p.read_text()) for p in (cdir / "method").glob("*.yaml")}
+    assert set(methods) == {"baseline", "contrastive", "adversarial", "ot"}
+    assert methods["baseline"] == {"align": None}
+    for name, override in methods.items():
+        assert set(override) <= {"align", "align_conf"}, name
+    base = yaml.safe_load((cdir / "base.yaml").read_text())
+    assert "align" not in base
+    shape = ("preencoder", "preencoder_conf", "encoder", "encoder_conf", "text_encoder", "text_encoder_conf",
+             "decoder", "decoder_conf")
+    assert not set(shape) & set(yaml.safe_load((cdir / "mt.yaml").read_text()))
+    budget = ("optim", "optim_conf", "scheduler", "scheduler_conf", "batch_type", "batch_size", "keep_nbest_models")
+    stock = yaml.safe_load((cdir / "train_st_stock_espnet.yaml").read_text())
+    assert stock["max_epoch"] <= base["max_epoch"]  # same CPU time: its (costlier) epochs may be fewer
+    assert all(stock.get(k) == base.get(k) for k in budget)
+    assert {k: v for k, v in stock["encoder_conf"].items() if k not in ("num_blocks", "input_layer")} == \
+        {k: v for k, v in base["encoder_conf"].items() if k not in ("num_blocks", "input_layer")}
+    sub = {"conv1d2": 2, "conv2d": 4, "conv2d2": 2, "conv2d6": 6, "conv2d8": 8, "linear": 1}
+    stack = (base.get("preencoder_conf") or {}).get("stack", 1) if base.get("preencoder") == "stack" else 1
+    assert sub[stock["encoder_conf"]["input_layer"]] == stack * sub[base["encoder_conf"]["input_layer"]]
+    assert stock["encoder_conf"]["num_blocks"] == (base["encoder_conf"]["num_blocks"]
+                                                   + base["text_encoder_conf"]["num_blocks"])
+
+
+@pytest.mark.parametrize("cdir", COMPARE_DIRS, ids=lambda p: str(p.relative_to(REPO)))
+def test_compare_merged_configs_build_their_models(cdir, tiny_data, tmp_path):
+    """Each row's merged config (and the MT pre-training's) builds salign's model; the stock row's builds ESPnet's
+    ESPnetSTModel (salign's task rejects it) with its ASR branch."""
+    from espnet2.st.espnet_model import ESPnetSTModel
+    from espnet2.tasks.st import STTask
+
+    from salign.tasks.st import SAlignSTTask
+
+    tokens = str(tiny_data / "tokens.txt")
+    common = ["--token_list", tokens, "--src_token_list", tokens, "--token_type", "word", "--src_token_type", "word",
+              "--input_size", "80"]
+    for override in ["mt.yaml", *(f"method/{p.name}" for p in sorted((cdir / "method").glob("*.yaml")))]:
+        path = tmp_path / override.replace("/", "_")
+        path.write_text(yaml.safe_dump(merged(cdir, override)))
+        args = SAlignSTTask.get_parser().parse_args(["--config", str(path), *common])
+        model = SAlignSTTask.build_model(args)
+        assert (model.align is None) == (override in ("mt.yaml", "method/baseline.yaml")), override
+    args = STTask.get_parser().parse_args(["--config", str(cdir / "train_st_stock_espnet.yaml"), *common])
+    model = STTask.build_model(args)
+    assert type(model) is ESPnetSTModel and model.asr_weight == 0.3 and model.mt_weight == 0.0
+    assert model.extra_asr_decoder is not None and model.ctc is not None
 
 
 def test_no_absolute_paths_in_configs():

@@ -2,6 +2,7 @@
 # salign's shared stage driver for MuST-C-layout speech translation recipes (ESPnet's st.sh stage numbers).
 # Every stage is a few lines ending in one `python -m salign.bin.<tool>` call; the logic and its tests live in Python.
 # Re-running a finished stage is a no-op; an interrupted one resumes or restarts (outputs are written atomically).
+# What counts as finished is one rule (salign.utils.stamp): a stamp of the inputs' content and the options.
 #
 #   stage  0  corpus         local/corpus.sh           the recipe's own corpus step, if it has one (e.g. generation)
 #   stage  1  data prep        salign.bin.prep_mustc     MuST-C yaml+txt -> data/<set>/ (Kaldi data dirs)
@@ -12,7 +13,12 @@
 #   stage  5  token lists      salign.bin.make_tokens    SentencePiece models + ESPnet token lists (joint or separate)
 #   stage 10  collect stats    salign.bin.prepare_dump   shape files + global CMVN stats (raw: no CMVN; no slow ESPnet pass)
 #   stage 11  training         salign.bin.st_train       MT pre-training on text, then S-Align multi-task training
+#                              espnet2.bin.st_train      --model_family espnet: ESPnet's stock ST model (ESPnetSTModel)
+#                              salign.bin.llm_train      --model_family llm: speech encoder -> projector -> LLM (tiny LM
+#                                                        pre-trained on the text; warm-up + select_layers for --align ot)
 #   stage 12  decoding         salign.bin.st_inference   ST, MT and ASR with the one model, --inference_nj jobs
+#                              espnet2.bin.st_inference  --model_family espnet: ST only
+#                              (--model_family llm decodes through salign.bin.st_inference too)
 #   stage 13  scoring          salign.bin.score          sacreBLEU BLEU/chrF (+signatures), WER -> RESULTS.md
 #   stage 14  packing          espnet2.bin.pack          ESPnet's model zip (config, model, BPE, RESULTS.md)
 #   stage 15  gap analysis     salign.bin.analyze_gap    modality-gap metrics + plots on the dev set (exp/.../gap/)
@@ -34,6 +40,7 @@ dumpdir=dump            # features and filtered sets
 feats_type=fbank        # fbank: 80-dim fbank ark/scp, global CMVN | raw: 16 kHz audio (wav.scp, ESPnet's sound type)
 audio_format=flac       # raw: file format of the per-utterance audio (flac | wav)
 expdir=exp              # models, decodes, results
+run_cmd=./run.sh        # the recipe's command line, shown (after "cd <recipe> &&") under the results table
 # data
 mustc_root=${MUSTC_ROOT:-}  # MuST-C root (holds en-<tgt>/) or the en-<tgt> dir itself; or env MUSTC_ROOT
 mustc_version=auto      # auto | v1 | v2
@@ -64,9 +71,17 @@ mt_extra_tgt=           # ... and its target file
 mt_init_model=valid.acc.best.pth
 train_st=true           # false: stage 11 stops after the MT pre-training
 # S-Align training
-st_config=              # training config of the S-Align model
+model_family=salign     # salign: salign's unified ST/MT/ASR model | espnet: ESPnet's stock ST model (espnet2 STTask,
+                        # ESPnetSTModel) trained and decoded by ESPnet's own st_train/st_inference on the same dumps,
+                        # shapes and token lists: no MT pre-training, decoded as ST only, no gap analysis |
+                        # llm: the speech-LLM family (salign.llm, salign.bin.llm_train; see llm_stage11 below)
+st_config=              # training config of the S-Align model (model_family espnet: an ESPnet STTask config)
 st_args=                # extra st_train arguments
 st_tag=                 # experiment name (default: the config's basename)
+# speech-LLM family (--model_family llm), for a config with `align: ot` (AI-STA): a short warm-up without the
+# alignment loss, salign.bin.select_layers on it (dev set), then training with the layers it wrote
+llm_warmup_args="--max_epoch 1"  # llm_train arguments of the warm-up (appended last)
+select_layers_args="--top_k 2"   # salign.bin.select_layers arguments
 # decoding and scoring
 inference_config=       # decoding config (beam size, length limits, ...)
 inference_args=
@@ -105,6 +120,46 @@ train_job() {  # EXP_DIR COMMAND [ARGS...]
   fi
 }
 
+# fresh STAMP_ARGS...: whether a step's stamp is up to date (salign.bin.stamp check); if not, the reason is in
+# ${reason}. An input that is missing stops the driver (the tool's one ERROR line names it and the fix).
+fresh() {
+  local rc
+  reason=$(python -m salign.bin.stamp check "$@") && rc=0 || rc=$?
+  [ "${rc}" -le 1 ] || exit "${rc}"
+  return "${rc}"
+}
+
+# One training of stage 11, unless its stamp says it is done: the stamp ($EXP/.train.stamp, salign.utils.stamp) holds
+# the content of every file the command reads (config, token lists, BPE models, data lists and texts, shape files,
+# CMVN stats, the initial checkpoint: each argument that names a file, or whose "path,name,type" or "stats_file=path"
+# does), the INPUTS (space-separated; e.g. stage 3's stamps, which stand for the features the lists point to) and the
+# command line itself; it is written once training has produced MODEL (what the next stage reads).
+# A changed input or option trains again, resuming from the last checkpoint (--resume true).
+train_once() {  # LABEL WHAT EXP_DIR MODEL "INPUTS" COMMAND [ARGS...]
+  local label=$1 what=$2 exp=$3 model=$4 a
+  local stamp=(--stamp "${exp}/.train.stamp")
+  for a in $5; do stamp+=(--input "${a}"); done
+  shift 5
+  for a in "$@"; do
+    a=${a#stats_file=}; a=${a%%,*}
+    if [ -f "${a}" ]; then stamp+=(--input "${a}"); fi
+  done
+  stamp+=(--option "command=$*")
+  if fresh "${stamp[@]}" --what "${exp}"; then
+    log "stage 11: ${exp} is complete (its stamp is up to date: same config, data, initial model and options)"
+    return
+  fi
+  log "stage ${label}: ${what} -> ${exp} (log: ${exp}/train.log; ${reason})"
+  train_job "${exp}" "$@"
+  [ -f "${model}" ] || die "${exp}: training ended without ${model} (fix: check --inference_model/--mt_init_model" \
+    "against the config's best_model_criterion and keep_nbest_models, and ${exp}/train.log)"
+  python -m salign.bin.stamp write "${stamp[@]}" --output "${model}"
+}
+
+# stage 11 of --model_family llm (pre-training of a tiny LM, warm-up, select_layers, AI-STA training)
+# shellcheck source-path=SCRIPTDIR source=st_llm.sh
+. "${SALIGN_ROOT}/egs/TEMPLATE/st_llm.sh"
+
 main() {
 # ---------------------------------------------------------------------------------------------- checks first
 valid_stages="0 1 2 3 4 5 10 11 12 13 14 15"
@@ -123,9 +178,21 @@ for f in "${mt_config}" "${st_config}" "${inference_config}"; do
 done
 case "${feats_type}" in fbank|raw) ;; *) die "unknown --feats_type '${feats_type}' (fix: fbank or raw)" ;; esac
 case "${audio_format}" in flac|wav) ;; *) die "unknown --audio_format '${audio_format}' (fix: flac or wav)" ;; esac
+# the model family's training and decoding tools (both take ESPnet's st_train / st_inference flags)
+case "${model_family}" in
+  salign) train_module=salign.bin.st_train; inference_module=salign.bin.st_inference ;;
+  espnet)
+    train_module=espnet2.bin.st_train; inference_module=espnet2.bin.st_inference
+    [ "${pretrain_mt}" = false ] ||
+      die "--model_family espnet: ESPnet's ST model has no MT pre-training (fix: add --pretrain_mt false)"
+    [ "${decode_tasks}" = st ] ||
+      die "--model_family espnet decodes ST only, not '${decode_tasks}' (fix: add --decode_tasks st)" ;;
+  llm) train_module=salign.bin.llm_train; inference_module=salign.bin.st_inference ;;
+  *) die "unknown --model_family '${model_family}' (fix: salign, espnet or llm)" ;;
+esac
 if run_stage 11; then
   [ -n "${st_config}" ] || die "--st_config is not set (fix: set it in run.sh)"
-  if [ "${pretrain_mt}" = true ] && [ -z "${mt_config}" ]; then die "--mt_config is not set (fix: set it or --pretrain_mt false)"; fi
+  if [ "${pretrain_mt}" = true ] && [ -z "${mt_config}" ] && [ "${model_family}" != llm ]; then die "--mt_config is not set (fix: set it or --pretrain_mt false)"; fi
   [[ ${ngpu} =~ ^[0-9]+$ ]] || die "--ngpu must be a number, got '${ngpu}' (fix: e.g. --ngpu 1)"
   [[ ${num_nodes} =~ ^[1-9][0-9]*$ ]] || die "--num_nodes must be a positive number, got '${num_nodes}' (fix: --num_nodes 1)"
   if [ "${num_nodes}" -gt 1 ] && [[ $(basename "${cuda_cmd%% *}") == local.sh ]]; then
@@ -156,6 +223,8 @@ fi
 [ -n "${st_tag}" ] || st_tag=$(basename "${st_config:-st}" .yaml)
 st_exp=${expdir}/st_${st_tag}
 mt_exp=${expdir}/mt_$(basename "${mt_config:-mt}" .yaml)
+# llm: the LM pre-training's config is --mt_config, else the speech-LLM config itself (on text-only batches)
+if [ "${model_family}" = llm ] && [ -z "${mt_config}" ]; then mt_exp=${expdir}/lm_${st_tag}; fi
 token_args=(--token_type bpe --src_token_type bpe --token_list "${tgt_tokens}" --src_token_list "${src_tokens}"
             --bpemodel "${tgt_bpemodel}" --src_bpemodel "${src_bpemodel}")
 text_data() {  # $1: train|valid, $2: dump dir
@@ -185,11 +254,10 @@ fi
 if run_stage 3; then
   for dset in ${train_data} ${valid_set} ${test_sets}; do
     out=${featdir}/${dset}
-    if [ -f "${out}/.done" ] && [ "${out}/.done" -nt "data/${dset}/segments" ]; then
-      log "stage 3: ${out} is complete"; continue
-    fi
     opts=()
     [ "${feats_type}" = raw ] && opts=(--audio_format "${audio_format}")
+    # the tool decides alone what is left to do: a shard, or the merge, whose stamp (its audio files, segments and
+    # options) is fresh is skipped, and the merge says so
     log "stage 3: ${feats_type} for ${dset} (${nj} jobs)"
     ${train_cmd} JOB=1:"${nj}" "${out}/log/${feats_tool}.JOB.log" \
       python -m "salign.bin.${feats_tool}" --data "data/${dset}" --out "${out}" --nj "${nj}" --job JOB "${opts[@]}"
@@ -231,43 +299,50 @@ if run_stage 5; then
 fi
 
 if run_stage 10; then
-  log "stage 10: shape files and CMVN stats -> ${stats}"
-  cmvn=()  # raw audio: no CMVN (the model config normalises whatever its frontend computes)
-  [ "${feats_type}" = fbank ] && cmvn=(--cmvn "${featdir}/${train_data}/cmvn.npz")
+  # CMVN statistics: stage 3 already wrote them (${featdir}/${train_data}/cmvn.npz, ESPnet's feats_stats format);
+  # training reads them there. Raw audio has none (the model config normalises whatever its frontend computes).
+  log "stage 10: shape files -> ${stats}"
   for dset in ${train_data} ${valid_set} mt_train; do
     python -m salign.bin.prepare_dump stats --dump "${dumpdir}/filtered/${dset}" --out "${stats}/${dset}" \
       --bpemodel "${tgt_bpemodel}" --src_bpemodel "${src_bpemodel}" --src_lang "${src_lang}" \
-      --tgt_lang "${tgt_lang}" "${cmvn[@]}"
+      --tgt_lang "${tgt_lang}"
   done
 fi
 
-if run_stage 11; then
-  if [ "${pretrain_mt}" = true ] && [ ! -f "${mt_exp}/.done" ]; then
-    log "stage 11a: MT pre-training (text only) -> ${mt_exp} (log: ${mt_exp}/train.log)"
+if run_stage 11 && [ "${model_family}" = llm ]; then
+  llm_stage11
+elif run_stage 11; then
+  # fbank: input width from the shape files, global CMVN from stage 3. raw: neither; the config decides, with
+  # `frontend: default` (ESPnet computes fbank from the wave) or `input_size: 1` (the encoder reads the wave)
+  input_args=(); norm_args=()
+  if [ "${feats_type}" = fbank ]; then
+    input_args=(--input_size "$(head -n 1 "${stats}/${train_data}/speech_shape" | cut -d, -f2)")
+    norm_args=(--normalize global_mvn --normalize_conf "stats_file=${featdir}/${train_data}/cmvn.npz")
+  fi
+  if [ "${pretrain_mt}" = true ]; then
+    # MT pre-training reads text only: the acoustic encoder its config builds is neither trained nor taken over by
+    # --init_from_mt, so any valid input width does (the fbank width; 80 for raw-audio recipes)
+    mt_input=("${input_args[@]}")
+    [ "${#mt_input[@]}" -gt 0 ] || mt_input=(--input_size 80)
     # shellcheck disable=SC2046,SC2086
-    train_job "${mt_exp}" \
+    train_once 11a "MT pre-training (text only)" "${mt_exp}" "${mt_exp}/${mt_init_model}" "" \
       python -m salign.bin.st_train --config "${mt_config}" --output_dir "${mt_exp}" \
-        "${token_args[@]}" --input_size 80 --resume true \
+        "${token_args[@]}" "${mt_input[@]}" --resume true \
         $(text_data train "${dumpdir}/filtered/mt_train") $(text_data valid "${dumpdir}/filtered/${valid_set}") \
         --train_shape_file "${stats}/mt_train/src_text_shape" --train_shape_file "${stats}/mt_train/text_shape" \
         --valid_shape_file "${stats}/${valid_set}/src_text_shape" --valid_shape_file "${stats}/${valid_set}/text_shape" \
         --fold_length 150 --fold_length 150 ${mt_args}
-    touch "${mt_exp}/.done"
   fi
-  if [ "${train_st}" = true ] && [ ! -f "${st_exp}/.done" ]; then
+  if [ "${train_st}" = true ]; then
     init=()
     [ "${pretrain_mt}" = true ] && init=(--init_from_mt "${mt_exp}/${mt_init_model}")
-    # fbank: input width from the shape files, global CMVN from stage 10. raw: neither; the config decides, with
-    # `frontend: default` (ESPnet computes fbank from the wave) or `input_size: 1` (the encoder reads the wave)
-    input_args=(); norm_args=()
-    if [ "${feats_type}" = fbank ]; then
-      input_args=(--input_size "$(head -n 1 "${stats}/${train_data}/speech_shape" | cut -d, -f2)")
-      norm_args=(--normalize global_mvn --normalize_conf "stats_file=${stats}/${train_data}/feats_stats.npz")
-    fi
-    log "stage 11b: S-Align multi-task training -> ${st_exp} (log: ${st_exp}/train.log)"
+    what="S-Align multi-task training"
+    [ "${model_family}" = espnet ] && what="ESPnet's stock ST model (${train_module})"
     # shellcheck disable=SC2046,SC2086
-    train_job "${st_exp}" \
-      python -m salign.bin.st_train --config "${st_config}" --output_dir "${st_exp}" \
+    # the features themselves: stage 3's stamps of the training and validation sets stand for them
+    train_once 11b "${what}" "${st_exp}" "${st_exp}/${inference_model}" \
+      "${featdir}/${train_data}/.done ${featdir}/${valid_set}/.done" \
+      python -m "${train_module}" --config "${st_config}" --output_dir "${st_exp}" \
         "${token_args[@]}" "${input_args[@]}" --resume true "${init[@]}" \
         "${norm_args[@]}" \
         --train_data_path_and_name_and_type "${dumpdir}/filtered/${train_data}/${speech_scp},speech,${speech_type}" \
@@ -278,55 +353,51 @@ if run_stage 11; then
         --valid_shape_file "${stats}/${valid_set}/speech_shape" --valid_shape_file "${stats}/${valid_set}/text_shape" \
         --valid_shape_file "${stats}/${valid_set}/src_text_shape" \
         --fold_length "${speech_fold}" --fold_length 150 --fold_length 150 ${st_args}
-    touch "${st_exp}/.done"
-  fi
-  if [ "${train_st}" = true ]; then
-    python -m salign.bin.train_summary "${mt_exp}/train.log" "${st_exp}/train.log"
+    logs=("${st_exp}/train.log")
+    [ "${pretrain_mt}" = true ] && logs=("${mt_exp}/train.log" "${logs[@]}")
+    python -m salign.bin.train_summary "${logs[@]}"
   fi
 fi
 
-if run_stage 12; then
-  # Every set and task still to decode, in one launcher call: job J decodes its share (keys.J) of each of them in one
-  # process (salign.bin.st_inference --plan: one ESPnet import and model load per job, not per set and task).
-  plans=${st_exp}/decode_plans
-  rm -rf "${plans}"
-  todo=()
+if run_stage 12 && [ "${model_family}" = espnet ]; then
+  # ESPnet's own st_inference (ST only: ESPnet's ST model has no MT path), per set: --inference_nj jobs, each on its
+  # share of the keys, then merged. A decode dir whose stamp (model, configs, data list, options) is fresh is skipped.
+  conf=()
+  [ -n "${inference_config}" ] && conf=(--config "${inference_config}")
   for dset in ${eval_sets}; do
-    for task in ${decode_tasks}; do
-      dir=${st_exp}/decode_${task}_${dset}
-      if [ -f "${dir}/.done" ]; then log "stage 12: ${dir} is complete"; continue; fi
-      log "stage 12: decoding ${dset} as ${task} -> ${dir}"
-      rm -rf "${dir}"
-      data=${dumpdir}/filtered/${dset}/${speech_scp},speech,${speech_type}
-      dec_args=${inference_args}
-      if [ "${task}" = mt ]; then
-        data=${dumpdir}/filtered/${dset}/text.${src_lang},src_text,text
-        dec_args="${inference_args} ${mt_inference_args}"
-      fi
-      n=$(python -m salign.bin.decode_utils split --scp "${dumpdir}/filtered/${dset}/${speech_scp}" \
-        --nj "${inference_nj}" --out "${dir}/split")
-      for j in $(seq 1 "${n}"); do
-        mkdir -p "${plans}"
-        printf -- '--task %s --data_path_and_name_and_type %q --key_file %q --output_dir %q %s\n' "${task}" \
-          "${data}" "${dir}/split/keys.${j}" "${dir}/output.${j}" "${dec_args}" >> "${plans}/plan.${j}"
-      done
-      echo "${n}" > "${dir}/split/nj"
-      todo+=("${dir}")
-    done
+    dir=${st_exp}/decode_st_${dset}
+    scp=${dumpdir}/filtered/${dset}/${speech_scp}
+    dstamp=(--stamp "${dir}/.stamp" --input "${st_exp}/config.yaml" "${st_exp}/${inference_model}" "${scp}"
+            ${inference_config:+"${inference_config}"} --option "inference_args=${inference_args}")
+    if fresh "${dstamp[@]}" --what "${dir}"; then
+      log "stage 12: ${dir} is complete (its stamp is up to date: same model, configs, data list and options)"
+      continue
+    fi
+    log "stage 12: decoding ${dset} as ST with ${inference_module} -> ${dir} (${reason})"
+    rm -rf "${dir}"
+    n=$(python -m salign.bin.decode_utils split --scp "${scp}" --nj "${inference_nj}" --out "${dir}/split")
+    # shellcheck disable=SC2086
+    ${decode_cmd} JOB=1:"${n}" "${dir}/logdir/decode.JOB.log" \
+      python -m "${inference_module}" --ngpu 0 "${conf[@]}" --st_train_config "${st_exp}/config.yaml" \
+        --st_model_file "${st_exp}/${inference_model}" --data_path_and_name_and_type "${scp},speech,${speech_type}" \
+        --key_file "${dir}/split/keys.JOB" --output_dir "${dir}/output.JOB" ${inference_args}
+    python -m salign.bin.decode_utils merge --out "${dir}" --nj "${n}" --split "${dir}/split" \
+      --log "${dir}/logdir/decode.JOB.log"
+    python -m salign.bin.stamp write "${dstamp[@]}" --output "${dir}/1best_recog/text"
   done
-  if [ "${#todo[@]}" -gt 0 ]; then
-    jobs=$(find "${plans}" -name 'plan.*' | wc -l)
-    conf=()
-    [ -n "${inference_config}" ] && conf=(--config "${inference_config}")
-    ${decode_cmd} JOB=1:"${jobs}" "${plans}/logdir/decode.JOB.log" \
-      python -m salign.bin.st_inference --ngpu 0 "${conf[@]}" --st_train_config "${st_exp}/config.yaml" \
-        --st_model_file "${st_exp}/${inference_model}" --plan "${plans}/plan.JOB"
-    for dir in "${todo[@]}"; do
-      python -m salign.bin.decode_utils merge --out "${dir}" --nj "$(cat "${dir}/split/nj")" --split "${dir}/split" \
-        --log "${plans}/logdir/decode.JOB.log"
-      touch "${dir}/.done"
-    done
-  fi
+elif run_stage 12; then
+  # Every set as every task in --inference_nj jobs: job J decodes its share of the keys of each set and task in one
+  # process (the model loaded once); then one merge writes each decode dir's ESPnet files and only then its stamp
+  # (model, configs, data, options). A dir whose stamp is fresh is skipped; any other is decoded again, reason printed.
+  dec=(--decode_sets "${eval_sets}" --tasks "${decode_tasks}" --dump_dir "${dumpdir}/filtered" --exp_dir "${st_exp}"
+       --speech "${speech_scp},speech,${speech_type}" --src_lang "${src_lang}" --decode_options "${inference_args}"
+       --mt_options "${mt_inference_args}" --nj "${inference_nj}" --job_log "${st_exp}/decode_logdir/decode.JOB.log"
+       --ngpu 0 --st_train_config "${st_exp}/config.yaml" --st_model_file "${st_exp}/${inference_model}")
+  [ -n "${inference_config}" ] && dec+=(--config "${inference_config}")
+  log "stage 12: decoding ${eval_sets// /, } as ${decode_tasks// /, } (${inference_nj} jobs) -> ${st_exp}/decode_*"
+  ${decode_cmd} JOB=1:"${inference_nj}" "${st_exp}/decode_logdir/decode.JOB.log" \
+    python -m salign.bin.st_inference "${dec[@]}" --job JOB
+  python -m salign.bin.st_inference "${dec[@]}" --merge
 fi
 
 if run_stage 13; then
@@ -342,7 +413,7 @@ if run_stage 13; then
   done
   recipe=$(pwd); recipe=${recipe#"${SALIGN_ROOT}/"}
   python -m salign.bin.score --collect "${st_exp}" --out "${results}" \
-    --title "${recipe}: ${src_lang}-${tgt_lang}, ${st_tag}" --command "cd ${recipe} && ${SALIGN_RUN_CMD:-./run.sh}"
+    --title "${recipe}: ${src_lang}-${tgt_lang}, ${st_tag}" --command "cd ${recipe} && ${run_cmd}"
 fi
 
 if run_stage 14; then
@@ -352,7 +423,9 @@ if run_stage 14; then
     --st_model_file "${st_exp}/${inference_model}" --option "${tgt_bpemodel}" --option "${results}" \
     --outpath "${st_exp}/packed/model.zip"
 fi
-if run_stage 15; then
+if run_stage 15 && [ "${model_family}" = espnet ]; then
+  log "stage 15: skipped: the gap analysis needs salign's shared textual encoder, ESPnet's ST model has none"
+elif run_stage 15; then
   log "stage 15: modality-gap analysis on ${valid_set} -> ${st_exp}/gap"
   python -m salign.bin.analyze_gap --st_train_config "${st_exp}/config.yaml" \
     --st_model_file "${st_exp}/${inference_model}" --feats "${dumpdir}/filtered/${valid_set}/${speech_scp}" \

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import REPO, run_tool
 
 pytestmark = pytest.mark.slow
-CONFIG = REPO / "conf" / "tuning" / "train_st_hubert_test.yaml"
+CONFIG = REPO / "tests" / "conf" / "train_st_hubert_test.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from tests.analysis.test_compare import table_rows
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,20 +31,11 @@ def recipe(tmp_path_factory):
     return dst, proc.stdout
 
 
-def rows(table: str):
-    out = {}
-    for line in table.splitlines():
-        if line.startswith("| `"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            out[cells[0].strip("`")] = cells
-    return out
-
-
 def test_one_row_per_method_plus_the_stock_model(recipe):
     dst, out = recipe
     table = (dst / "COMPARE.md").read_text()
     assert table in out  # also printed
-    r = rows(table)
+    r = table_rows(table)
     assert list(r) == [*METHODS, "stock_espnet"]
     for m in METHODS:
         cells = r[m]
@@ -64,13 +56,34 @@ def test_mt_pretraining_ran_once_and_every_model_started_from_it(recipe):
     for row in (*METHODS, "stock_espnet"):  # each row ran in the background with its own log
         log = (exp / "compare_logs" / f"{row}.log").read_text()
         assert "stage 11a" not in log and f"row {row}: done" in out, row
-    assert (exp / "mt_train_mt_compare" / ".done").is_file()
+    assert (exp / "mt_train_mt_compare" / ".train.stamp").is_file()
     for m in METHODS:
         log = (exp / f"st_{m}" / "train.log").read_text()
         assert "init_from_mt exp/mt_train_mt_compare/" in log, m
         assert (exp / f"st_{m}" / "gap" / "gap.json").is_file() and (exp / f"st_{m}" / "RESULTS.md").is_file()
     stock = (exp / "st_stock_espnet" / "train.log").read_text()
     assert "espnet2.bin.st_train" in stock and "ESPnetSTModel" in stock and "init_from_mt" not in stock
+    decode = (exp / "st_stock_espnet" / "decode_st_tst-COMMON" / "logdir" / "decode.1.log").read_text()
+    assert "espnet2.bin.st_inference" in decode.splitlines()[0]  # ESPnet decodes its own model
+    assert not (exp / "st_stock_espnet" / "gap").exists()
+
+
+def test_each_row_trains_with_the_base_config_and_its_own_alignment_loss(recipe):
+    """exp/compare_conf/train_st_<row>.yaml = conf/compare/debug/base.yaml + method/<row>.yaml; ESPnet's record of the
+    training (config.yaml) has the base's budget and the row's loss."""
+    import yaml
+
+    dst, _ = recipe
+    base = yaml.safe_load((dst / "conf" / "compare" / "debug" / "base.yaml").read_text())
+    for m in METHODS:
+        used = yaml.safe_load((dst / "exp" / f"st_{m}" / "config.yaml").read_text())
+        assert used["config"] == f"exp/compare_conf/train_st_{m}.yaml"
+        assert (used["align"] or "baseline") == m
+        for key in ("max_epoch", "batch_size", "optim_conf", "encoder_conf", "text_encoder_conf", "model_conf"):
+            assert used[key] == {**used[key], **base[key]} if isinstance(base[key], dict) else used[key] == base[key]
+    mt = yaml.safe_load((dst / "exp" / "mt_train_mt_compare" / "config.yaml").read_text())
+    assert mt["batch_size"] == 32 and mt["align"] is None and mt["encoder_conf"] == {**mt["encoder_conf"],
+                                                                                      **base["encoder_conf"]}
     assert not (dst / "RESULTS.md").exists()  # run.sh's RESULTS.md is left as it was (none in a fresh copy)
 
 
@@ -80,7 +93,8 @@ def test_rerun_of_the_stock_row_is_a_noop_and_rewrites_the_table(recipe):
     proc = subprocess.run(["./compare.sh", "--debug", "true", "--stage", "3"], cwd=dst, env=env, capture_output=True,
                           text=True)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    assert "training ESPnet's stock" not in proc.stdout and "is complete" in proc.stdout
+    assert "stage 11b" not in proc.stdout and "exp/st_stock_espnet is complete" in proc.stdout
+    assert "stage 12: exp/st_stock_espnet/decode_st_tst-COMMON is complete" in proc.stdout
     assert "| `stock_espnet` |" in proc.stdout and "| `ot` |" in (dst / "COMPARE.md").read_text()
 
 
@@ -90,5 +104,8 @@ def test_unknown_method_fails_fast(recipe):
     proc = subprocess.run(["./compare.sh", "--methods", "baseline nope"], cwd=dst, env=env, capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "no config for method 'nope'" in proc.stderr and "fix:" in proc.stderr
+    assert "adversarial baseline contrastive ot" in proc.stderr  # the known methods: conf/compare/method/
     proc = subprocess.run(["./compare.sh", "--jobs", "0"], cwd=dst, env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "--jobs 0: must be a positive integer" in proc.stderr
+    proc = subprocess.run(["./compare.sh", "--nj", "4"], cwd=dst, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1 and "unknown option '--nj'" in proc.stderr and "--run_opts" in proc.stderr

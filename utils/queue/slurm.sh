@@ -30,92 +30,57 @@ sbatch=${SBATCH:-sbatch}
 scancel=${SCANCEL:-scancel}
 partition=${SLURM_PARTITION:-}
 max_jobs_run='' mem='' gpu=0 time_limit='' num_threads=1 num_nodes=1 job_name=''
+valid_options="--max_jobs_run --mem --gpu --time --num_threads --num_nodes --partition --name --config"
+common=$(dirname "$(readlink -f "$0")")/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "${common}"
 
-usage() { sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p;}' "$0"; }
-die() { echo "${prog}: $*" >&2; exit 1; }
-
-while [ $# -gt 0 ]; do
+set_option() {
   case "$1" in
-    --help|-h) usage; exit 0 ;;
-    --*=*) opt=${1%%=*}; val=${1#*=}; shift ;;
-    --*) [ $# -ge 2 ] || die "option '$1' needs a value"; opt=$1; val=$2; shift 2 ;;
-    *) break ;;
-  esac
-  case "${opt}" in
-    --max_jobs_run|--max-jobs-run) max_jobs_run=${val} ;;
-    --mem) mem=${val} ;;
-    --gpu) gpu=${val} ;;
-    --time) time_limit=${val} ;;
-    --num_threads|--num-threads) num_threads=${val} ;;
-    --partition) partition=${val} ;;
-    --num_nodes|--num-nodes) num_nodes=${val} ;;
-    --name) job_name=${val} ;;
+    --max_jobs_run|--max-jobs-run) max_jobs_run=$2 ;;
+    --mem) mem=$2 ;;
+    --gpu) gpu=$2 ;;
+    --time) time_limit=$2 ;;
+    --num_threads|--num-threads) num_threads=$2 ;;
+    --partition) partition=$2 ;;
+    --num_nodes|--num-nodes) num_nodes=$2 ;;
+    --name) job_name=$2 ;;
     --config) ;;
-    *) die "unknown option '${opt}'; valid: --max_jobs_run --mem --gpu --time --num_threads --num_nodes --partition" \
-         "--name --config" ;;
+    *) return 1 ;;
   esac
-done
+}
+queue_parse "$@"
+[[ ${gpu} =~ ^[0-9]+$ ]] || queue_die "--gpu must be a number, got '${gpu}'"
+[[ ${num_nodes} =~ ^[1-9][0-9]*$ ]] || queue_die "--num_nodes must be a positive integer, got '${num_nodes}'"
+command -v "${sbatch}" > /dev/null ||
+  queue_die "'${sbatch}' not found: run on a Slurm login node, or use utils/queue/local.sh"
 
-jobvar='' first=1 last=1
-if [[ $# -gt 0 && $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+):([0-9]+)$ ]]; then
-  jobvar=${BASH_REMATCH[1]} first=${BASH_REMATCH[2]} last=${BASH_REMATCH[3]}
-  shift
-  [ "${first}" -le "${last}" ] || die "empty job range ${jobvar}=${first}:${last}"
-fi
-[ $# -ge 2 ] || { usage >&2; exit 1; }
-logtmpl=$1
-shift
-if [ -n "${jobvar}" ] && [ "${last}" -gt "${first}" ] && [[ ${logtmpl} != *"${jobvar}"* ]]; then
-  die "log file '${logtmpl}' does not contain '${jobvar}': the jobs would share one log"
-fi
-cmd=''
-if [ $# -eq 1 ]; then
-  cmd=$1
-else
-  for arg in "$@"; do
-    if [[ ${arg} =~ [[:space:]] || -z ${arg} ]]; then cmd+=$(printf '%q' "${arg}")' '; else cmd+="${arg} "; fi
-  done
-fi
-[[ ${gpu} =~ ^[0-9]+$ ]] || die "--gpu must be a number, got '${gpu}'"
-[[ ${num_nodes} =~ ^[1-9][0-9]*$ ]] || die "--num_nodes must be a positive integer, got '${num_nodes}'"
-command -v "${sbatch}" > /dev/null || die "'${sbatch}' not found: run on a Slurm login node, or use utils/queue/local.sh"
-
-subst() { if [ -n "${jobvar}" ]; then echo "${1//${jobvar}/$2}"; else echo "$1"; fi; }
-
-njobs=$((last - first + 1))
 logdir=$(dirname "$(subst "${logtmpl}" "${first}")")
 name=$(basename "${logtmpl}")
 name=${name%.log}
 [ -z "${jobvar}" ] || name=${name//${jobvar}/x}
 qdir=${logdir}/q
-mkdir -p "${qdir}" || die "cannot create ${qdir}"
+mkdir -p "${qdir}" || queue_die "cannot create ${qdir}"
 qdir=$(cd "${qdir}" && pwd)
 wrapper=${qdir}/${name}.sh
 rm -f "${qdir}/${name}".*.rc
 
-# The per-task script: substitute the task id, run the command with header/footer, record the exit code.
+# The per-task script: substitute the task id, run the command with local.sh's header/footer, record the exit code.
 {
   echo '#!/usr/bin/env bash'
-  printf 'jobvar=%q\nlogtmpl=%q\ncmd=%q\nrcbase=%q\nnum_threads=%q\ncd %q || exit 1\n' \
-    "${jobvar}" "${logtmpl}" "${cmd}" "${qdir}/${name}" "${num_threads}" "$(pwd)"
+  printf 'jobvar=%q\nlogtmpl=%q\ncmd=%q\nrcbase=%q\nnum_threads=%q\ncd %q || exit 1\n. %q || exit 1\n' \
+    "${jobvar}" "${logtmpl}" "${cmd}" "${qdir}/${name}" "${num_threads}" "$(pwd)" "${common}"
   cat <<'TASK'
 id=${SLURM_ARRAY_TASK_ID:?not run as a Slurm array task}
-if [ -n "${jobvar}" ]; then log=${logtmpl//${jobvar}/${id}}; c=${cmd//${jobvar}/${id}}; else log=${logtmpl}; c=${cmd}; fi
-mkdir -p "$(dirname "${log}")" || exit 1
-start=$(date +%s)
-{ echo "# ${c}"; echo "# Started at $(date) on $(hostname), Slurm job ${SLURM_JOB_ID:-?}"; } > "${log}" || exit 1
 # SRUN_CPUS_PER_TASK: an srun in the job (multi-node) gets the task's CPUs too (Slurm >= 22.05 does not pass them)
-OMP_NUM_THREADS=${num_threads} SRUN_CPUS_PER_TASK=${num_threads} bash -c "${c}" >> "${log}" 2>&1 < /dev/null
+export SRUN_CPUS_PER_TASK=${num_threads}
+run_logged "$(subst "${logtmpl}" "${id}")" "$(subst "${cmd}" "${id}")" "${num_threads}" \
+  " on $(hostname), Slurm job ${SLURM_JOB_ID:-?}"
 rc=$?
-end=$(date +%s)
-{
-  echo "# Accounting: time=$((end - start)) threads=${num_threads}"
-  echo "# Ended (code ${rc}) at $(date), elapsed time $((end - start)) seconds"
-} >> "${log}"
 echo "${rc}" > "${rcbase}.${id}.rc"
 exit "${rc}"
 TASK
-} > "${wrapper}" || die "cannot write ${wrapper}"
+} > "${wrapper}" || queue_die "cannot write ${wrapper}"
 chmod +x "${wrapper}"
 
 array="${first}-${last}"
@@ -143,28 +108,18 @@ trap on_signal INT TERM
 wait "${sbatch_pid}"
 sbatch_rc=$?
 
-failed=0 first_failed='' first_id=''
-for ((id = first; id <= last; id++)); do
-  rc=$(cat "${qdir}/${name}.${id}.rc" 2>/dev/null || echo missing)
-  if [ "${rc}" != 0 ]; then
-    failed=$((failed + 1))
-    [ -n "${first_failed}" ] || { first_failed=$(subst "${logtmpl}" "${id}"); first_id=${id}; }
+# shellcheck disable=SC2317  # called by count_failures and report_failures
+job_rc() { cat "${qdir}/${name}.$1.rc" 2>/dev/null || echo missing; }
+# shellcheck disable=SC2317
+more_report() {
+  if ! grep -q '^# Ended (code' "${first_failed}" 2>/dev/null; then
+    echo "${prog}: the task ended without a footer (killed by Slurm? time or memory limit); see" \
+      "${qdir}/${name}.${first_id}.slurm.out"
   fi
-done
+}
+count_failures job_rc
 if [ "${failed}" -eq "${njobs}" ] && [ "${sbatch_rc}" -ne 0 ] && ! grep -qE '^[0-9]+' "${submit_out}"; then
-  die "submission failed (${sbatch} exit ${sbatch_rc}): $(tail -n 5 "${submit_out}" | tr '\n' ' ')"
+  queue_die "submission failed (${sbatch} exit ${sbatch_rc}): $(tail -n 5 "${submit_out}" | tr '\n' ' ')"
 fi
-if [ "${failed}" -gt 0 ]; then
-  {
-    echo "${prog}: ${failed}/${njobs} jobs failed; first failing log: ${first_failed}"
-    if [ -f "${first_failed}" ]; then
-      tail -n 20 "${first_failed}" | sed 's/^/  | /'
-    fi
-    if ! grep -q '^# Ended (code' "${first_failed}" 2>/dev/null; then
-      echo "${prog}: the task ended without a footer (killed by Slurm? time or memory limit); see" \
-        "${qdir}/${name}.${first_id}.slurm.out"
-    fi
-  } >&2
-  exit 1
-fi
+report_failures
 exit 0

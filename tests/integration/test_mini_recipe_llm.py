@@ -1,0 +1,66 @@
+"""The mini MuST-C recipe with ``--model_family llm`` in debug mode, every stage (0-15), in a scratch copy: the small
+LM pre-trained on the corpus text, a warm-up, select_layers on the LLM, AI-STA training with the layers it wrote,
+decoding through st_inference, scoring, packing and the gap analysis."""
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import yaml
+
+from salign.analysis.train_log import read_train_log
+from tests.integration.scratch import mini_recipe, run
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+EXP = "st_train_st_llm"
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recipe_llm")
+    dst = mini_recipe(root)
+    proc = run(dst, ["./run.sh", "--debug", "true", "--model_family", "llm"], root / "run.log")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    return dst, proc.stdout
+
+
+def test_every_stage_ran_with_the_llm_steps_of_stage_11(recipe):
+    dst, out = recipe
+    for n in (0, 1, 3, 4, 5, 10, 12, 13, 14, 15):
+        assert f"stage {n}" in out, n
+    for step in ("stage 11a: LM pre-training", "stage 11b: warm-up", "stage 11c: LM layers", "stage 11d: speech-LLM"):
+        assert step in out, step
+    exp = dst / "exp"
+    assert (exp / "lm_train_st_llm" / "train.acc.best.pth").is_file()
+    assert "Loading pretrained params from exp/lm_train_st_llm/train.acc.best.pth:lm:lm" in \
+        (exp / EXP / "train.log").read_text()
+    assert (exp / EXP / "packed" / "model.zip").is_file() and (exp / EXP / "gap" / "gap.json").is_file()
+
+
+def test_training_uses_the_layers_select_layers_wrote(recipe):
+    dst, _ = recipe
+    layers_file = dst / "exp" / EXP / "layers.yaml"
+    chosen = yaml.safe_load(layers_file.read_text())["layers"]
+    assert chosen and sorted(yaml.safe_load(layers_file.read_text())["retrieval"]) == [0, 1, 2]
+    config = yaml.safe_load((dst / "exp" / EXP / "config.yaml").read_text())
+    assert config["align"] == "ot" and config["align_conf"]["layers_file"] == f"exp/{EXP}/layers.yaml"
+    assert "layers" not in yaml.safe_load((dst / "conf" / "debug" / "train_st_llm.yaml").read_text())["align_conf"]
+    log = (dst / "exp" / EXP / "train.log").read_text()
+    used = {int(k) for k in re.findall(r"\bot_l(\d+)=", log)}
+    assert used == set(chosen)
+    warm = (dst / "exp" / f"{EXP}_warmup" / "train.log").read_text()
+    assert "ot_l" not in warm  # the warm-up trains without the alignment loss
+    epochs = read_train_log(dst / "exp" / EXP / "train.log")
+    assert epochs, "no epoch statistics in the training log"
+
+
+def test_every_task_was_decoded_and_scored(recipe):
+    dst, _ = recipe
+    table = (dst / "RESULTS.md").read_text()
+    assert "| tst-COMMON |" in table and "| train_subset |" in table and "--model_family llm" in table
+    for row in (ln for ln in table.splitlines() if ln.startswith("| tst-") or ln.startswith("| train_subset")):
+        cells = [c.strip() for c in row.strip("|").split("|")[1:]]
+        assert len(cells) == 6 and all(math.isfinite(float(c)) for c in cells), row
+    for task in ("st", "mt", "asr"):
+        assert (dst / "exp" / EXP / f"decode_{task}_tst-COMMON" / "1best_recog" / "text").is_file(), task
