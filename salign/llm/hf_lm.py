@@ -1,0 +1,164 @@
+"""``--lm hf``: a Hugging Face causal LM (Qwen2/2.5, Llama, GPT-2, ...) loaded from a LOCAL directory.
+
+``lm_conf``::
+
+    path: downloads/Qwen2.5-0.5B   # required: a save_pretrained directory with config.json, weights and tokenizer
+    finetune: lora                 # frozen | full | lora
+    lora_conf: {r: 8, alpha: 16, dropout: 0.05, target_modules: [q_proj, k_proj, v_proj, o_proj]}
+    dtype: null                    # null (the checkpoint's float32 load) | float32 | bfloat16 | float16
+    gradient_checkpointing: false
+    add_bos: null                  # put the tokenizer's bos before the prompt; null: when the tokenizer itself does
+
+Nothing is ever downloaded: the model and tokenizer load with ``local_files_only=True`` (and ``HF_HUB_OFFLINE=1`` is
+set if unset); a missing directory is a one-line error naming the path. Tokens are the LM tokenizer's: the task's
+preprocessor (:mod:`salign.llm.preprocess`) tokenises ``text``/``src_text`` with the same tokenizer.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+from salign.llm.lm import AbsCausalLM, LMOutput
+from salign.utils.io import InputError
+
+FINETUNE = ("frozen", "full", "lora")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def check_model_dir(path: Optional[str]) -> Path:
+    """The local model directory, or an :class:`InputError` naming the path."""
+    if not path:
+        raise InputError("lm_conf.path is required for --lm hf", fix="point it at a local save_pretrained directory")
+    p = Path(path)
+    if not (p / "config.json").is_file():
+        raise InputError("no local Hugging Face model directory (config.json missing)", p,
+                         fix="download the model beforehand (e.g. huggingface-cli download ... --local-dir DIR) "
+                             "and set lm_conf.path to DIR; nothing is downloaded at run time")
+    return p
+
+
+def load_tokenizer(path: str):
+    """The LM's tokenizer from its local directory (no download).
+
+    A plain ``tokenizers`` tokenizer (``tokenizer_class`` ``TokenizersBackend``/``PreTrainedTokenizerFast``, e.g.
+    one built offline from the recipe's data) loads as exactly that: ``AutoTokenizer`` would pick the model family's
+    own tokenizer class (e.g. ``Qwen2Tokenizer``) and re-interpret the vocabulary.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    model_dir = check_model_dir(path)
+    conf_file = model_dir / "tokenizer_config.json"
+    conf = json.loads(conf_file.read_text(encoding="utf-8")) if conf_file.is_file() else {}
+    if conf.get("tokenizer_class") in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+        return PreTrainedTokenizerFast.from_pretrained(str(model_dir), local_files_only=True)
+    return AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+
+
+class HFCausalLM(AbsCausalLM):
+    """A ``transformers`` ``AutoModelForCausalLM``, frozen, fully trained or LoRA-adapted (``peft``)."""
+
+    def __init__(self, path: Optional[str] = None, finetune: str = "lora", lora_conf: Optional[Dict[str, Any]] = None,
+                 dtype: Optional[str] = None, gradient_checkpointing: bool = False,
+                 add_bos: Optional[bool] = None, attn_implementation: Optional[str] = None) -> None:
+        """Load the model and tokenizer from ``path``; see the module doc for the options."""
+        super().__init__()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModelForCausalLM
+
+        if finetune not in FINETUNE:
+            raise ValueError(f"lm_conf.finetune {finetune!r}: use one of {FINETUNE}")
+        if dtype is not None and dtype not in DTYPES:
+            raise ValueError(f"lm_conf.dtype {dtype!r}: use null or one of {sorted(DTYPES)}")
+        model_dir = check_model_dir(path)
+        self.path, self.finetune = str(model_dir), finetune
+        self.tokenizer = load_tokenizer(self.path)
+        kwargs: Dict[str, Any] = {"local_files_only": True}
+        if dtype is not None:
+            kwargs["dtype"] = DTYPES[dtype]
+        if attn_implementation is not None:
+            kwargs["attn_implementation"] = attn_implementation
+        model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.config.use_cache = False
+        self.config = model.config
+        if finetune == "frozen":
+            model.requires_grad_(False)
+        elif finetune == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            conf = dict(lora_conf or {})
+            unknown = sorted(set(conf) - {"r", "alpha", "dropout", "target_modules"})
+            if unknown:
+                raise ValueError(f"lm_conf.lora_conf: unknown keys {unknown} (r, alpha, dropout, target_modules)")
+            model = get_peft_model(model, LoraConfig(
+                r=int(conf.get("r", 8)), lora_alpha=int(conf.get("alpha", 16)),
+                lora_dropout=float(conf.get("dropout", 0.05)), bias="none",
+                target_modules=conf.get("target_modules", ["q_proj", "k_proj", "v_proj", "o_proj"])))
+        self.model = model
+        eos = self.tokenizer.eos_token_id
+        if eos is None:
+            eos = getattr(self.config, "eos_token_id", None)
+            eos = eos[0] if isinstance(eos, (list, tuple)) else eos
+        if eos is None:
+            raise InputError("the tokenizer and config define no eos token", self.path)
+        self._eos = int(eos)
+        bos = self.tokenizer.bos_token_id
+        if add_bos is None:
+            add_bos = bos is not None and self.tokenizer("a")["input_ids"][:1] == [bos]
+        self._bos = [int(bos)] if add_bos and bos is not None else []
+
+    @property
+    def hidden_size(self) -> int:
+        """``config.hidden_size``."""
+        return int(self.config.hidden_size)
+
+    @property
+    def vocab_size(self) -> int:
+        """``config.vocab_size`` (logit columns; may exceed the tokenizer's length)."""
+        return int(self.config.vocab_size)
+
+    @property
+    def num_layers(self) -> int:
+        """``config.num_hidden_layers``."""
+        return int(self.config.num_hidden_layers)
+
+    @property
+    def eos_id(self) -> int:
+        """The tokenizer's eos."""
+        return self._eos
+
+    @property
+    def bos_ids(self) -> List[int]:
+        """``[bos]`` when the tokenizer adds one (Llama), else none (Qwen2, GPT-2)."""
+        return list(self._bos)
+
+    def tokenize_prompt(self, text: str) -> List[int]:
+        """Tokenizer ids of a prompt fragment, without special tokens."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode_text(self, texts: Sequence[str]) -> List[List[int]]:
+        """Tokenizer ids of target/source texts (the preprocessor's tokenisation)."""
+        return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """The LM's own input embeddings (padding ids < 0 map to row 0)."""
+        return self.model.get_input_embeddings()(ids.clamp(min=0))
+
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                past_key_values: Any = None, use_cache: bool = False,
+                output_hidden_states: bool = False, logits_to_keep: int = 0) -> LMOutput:
+        """One call of the HF model on embeddings; the cache is HF's ``past_key_values`` (a ``Cache``)."""
+        dtype = self.model.get_input_embeddings().weight.dtype
+        extra = {"logits_to_keep": logits_to_keep} if logits_to_keep else {}
+        out = self.model(inputs_embeds=inputs_embeds.to(dtype), attention_mask=attention_mask.long(),
+                         position_ids=position_ids, past_key_values=past_key_values, use_cache=use_cache,
+                         output_hidden_states=output_hidden_states, return_dict=True, **extra)
+        return LMOutput(logits=out.logits.float(),
+                        hidden_states=tuple(out.hidden_states) if output_hidden_states else None,
+                        past_key_values=out.past_key_values if use_cache else None)

@@ -1,0 +1,68 @@
+"""Speech projectors: encoder frames -> stack ``k`` consecutive frames -> map into the LM's embedding space.
+
+``--projector linear|mlp`` (``projector_conf: {stack: k, ...}``). Every projector shares the stacking of its base
+class (a trailing partial group is zero-padded; lengths become ``ceil(T / k)``), so the MoE projector of the
+code-switch system plugs in by subclassing :class:`AbsProjector` and implementing :meth:`AbsProjector.project`.
+"""
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Tuple
+
+import torch
+
+from salign.st.stack import FrameStack
+
+
+class AbsProjector(torch.nn.Module):
+    """Frame stacking by ``stack``, then :meth:`project` to ``output_size`` (the LM width)."""
+
+    def __init__(self, input_size: int, output_size: int, stack: int = 1) -> None:
+        """``input_size``: encoder width; ``output_size``: LM width (both filled in by the task)."""
+        super().__init__()
+        self.stacker = FrameStack(input_size=input_size, stack=stack)
+        self.input_size, self.out_size, self.stack = input_size, output_size, stack
+
+    def output_size(self) -> int:
+        """The LM embedding width."""
+        return self.out_size
+
+    @abstractmethod
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T', input_size * stack) -> (B, T', output_size)."""
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, input_size) encoder output and lengths -> (B, ceil(T/k), output_size) and ceil(lengths/k)."""
+        x, lengths = self.stacker(x, lengths)
+        return self.project(x), lengths
+
+
+class LinearProjector(AbsProjector):
+    """One linear map from stacked frames to the LM width."""
+
+    def __init__(self, input_size: int, output_size: int, stack: int = 1) -> None:
+        super().__init__(input_size, output_size, stack)
+        self.linear = torch.nn.Linear(input_size * stack, output_size)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Linear map."""
+        return self.linear(x)
+
+
+class MLPProjector(AbsProjector):
+    """Linear -> activation -> Linear (the LLaVA / SALMONN-style two-layer projector)."""
+
+    def __init__(self, input_size: int, output_size: int, stack: int = 1, hidden_size: int = 0,
+                 activation: str = "gelu", dropout: float = 0.0) -> None:
+        """``hidden_size`` 0 means ``output_size``; ``activation``: gelu, relu or silu."""
+        super().__init__(input_size, output_size, stack)
+        acts = {"gelu": torch.nn.GELU, "relu": torch.nn.ReLU, "silu": torch.nn.SiLU}
+        if activation not in acts:
+            raise ValueError(f"projector_conf.activation {activation!r}: use one of {sorted(acts)}")
+        hidden = hidden_size or output_size
+        self.net = torch.nn.Sequential(torch.nn.Linear(input_size * stack, hidden), acts[activation](),
+                                       torch.nn.Dropout(dropout), torch.nn.Linear(hidden, output_size))
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Two-layer MLP."""
+        return self.net(x)
