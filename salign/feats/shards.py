@@ -22,6 +22,7 @@ import os
 import shutil
 import sys
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
@@ -94,7 +95,7 @@ class Shard:
         self.stamp.write(self.finals)
 
 
-class ShardedDump:
+class ShardedDump(ABC):
     """One stage-3 dump of a data dir into ``out`` in ``nj`` shards; subclasses say what a shard and a merge write.
 
     Class attributes: ``tool`` (the ``salign.bin`` module, named in logs and messages), ``shard_files`` (per-shard
@@ -124,17 +125,17 @@ class ShardedDump:
         """The dump that parsed command-line options describe."""
         return cls(args.data, args.out.resolve(), args.nj)
 
+    @abstractmethod
     def options(self) -> Dict[str, object]:
         """What the dump's contents depend on besides the segments (part of every stamp)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def write_shard(self, segs: List[Segment], temps: List[Path], finals: List[Path]) -> Tuple[int, float]:
         """Write one shard's ``temps`` (``finals``: where they will be); returns (utterances, seconds of audio)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def write_merged(self, shards: List[Shard]) -> str:
         """Write the merged outputs from the complete ``shards`` (atomically); returns a summary for the log."""
-        raise NotImplementedError
 
     def log(self, msg: str) -> None:
         """Progress line on stderr (ends up in the launcher's log)."""
