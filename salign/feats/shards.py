@@ -118,7 +118,8 @@ class ShardedDump(ABC):
 
     @classmethod
     def add_options(cls, parser: argparse.ArgumentParser) -> None:
-        """The tool's own command-line options."""
+        """The tool's own command-line options (a hook: none by default)."""
+        del parser
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "ShardedDump":
