@@ -140,8 +140,8 @@ train_once() {  # LABEL WHAT EXP_DIR MODEL "INPUTS" COMMAND [ARGS...]
   local stamp=(--stamp "${exp}/.train.stamp")
   for a in $5; do stamp+=(--input "${a}"); done
   shift 5
-  for a in "$@"; do
-    a=${a#stats_file=}; a=${a%%,*}
+  for a in "$@"; do  # every file the command names: plain, `data,name,type` or `key=file` (stats_file, checkpoint)
+    a=${a#*=}; a=${a%%,*}
     if [ -f "${a}" ]; then stamp+=(--input "${a}"); fi
   done
   stamp+=(--option "command=$*")
