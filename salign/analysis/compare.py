@@ -27,6 +27,8 @@ DESCRIPTIONS = {
     "ot": "AI-STA: optimal transport at inner T-enc layers",
     "multi": "several alignment losses together",
     "stock_espnet": "ESPnet's stock ST model (ESPnetSTModel), no MT pre-training",
+    "llm_baseline": "speech LLM: encoder + CTC -> projector -> LM pre-trained on the text, no alignment loss",
+    "llm_ot": "speech LLM + AI-STA: OT at the LM layers retrieval picks",
 }
 
 COLUMNS = ("Method", "What", "ST BLEU {test}", "ST BLEU {train}", "MT BLEU {test}", "ASR WER {test}", "disc acc",
@@ -35,12 +37,11 @@ COLUMNS = ("Method", "What", "ST BLEU {test}", "ST BLEU {train}", "MT BLEU {test
 LEGEND = """Columns: BLEU is case-sensitive detokenised sacreBLEU (signatures below), WER is in percent on lower-cased
 text without punctuation. The gap measures come from `salign.bin.analyze_gap` on the dev set: *disc acc* is the
 accuracy of the model's own modal network (0.5 = speech and text indistinguishable to it; only models with one),
-*R@1 top* the fraction of dev utterances whose pooled top T-enc speech representation retrieves its own transcript,
-*cos gap* the mean cosine of paired minus unpaired speech/text sentences, *CKA top* the linear CKA of the paired
-top representations. *train time* is the wall time of the model's own training (from its train.log; ≈: resumed
-run, sum of the logged epoch times; *N thr*: the CPU threads it ran on), excluding the shared MT pre-training; \
-*params* is ESPnet's count of all model
-parameters (including a modal network)."""
+*R@1 top* the fraction of dev utterances whose pooled top T-enc (speech LLM: top LM layer) speech representation
+retrieves its own transcript, *cos gap* the mean cosine of paired minus unpaired speech/text sentences, *CKA top*
+the linear CKA of the paired top representations. *train time* is the wall time of the model's own training (from
+its train.log; ≈: resumed run, sum of the logged epoch times; *N thr*: the CPU threads it ran on), excluding the
+shared MT (LM) pre-training; *params* is ESPnet's count of all model parameters (including a modal network)."""
 
 
 def read_json(path: Path) -> Optional[Dict]:
@@ -143,8 +144,8 @@ def method_row(exp: Path, tag: str, test_set: str, train_set: str) -> Tuple[List
 
 def compare_table(exp: Path, methods: Sequence[str], command: str, title: str, notes: Sequence[str] = (),
                   test_set: str = "tst-COMMON", train_set: str = "train_subset",
-                  mt_exp: Optional[Path] = None) -> str:
-    """The whole Markdown document."""
+                  mt_exp: Optional[Path] = None, lm_exp: Optional[Path] = None) -> str:
+    """The whole Markdown document (``mt_exp``/``lm_exp``: the shared MT / LM pre-training, whose time is given)."""
     if not exp.is_dir():
         raise InputError("experiment dir does not exist", exp, fix="pass the dir that holds st_<method>/ (--exp)")
     if not methods:
@@ -168,6 +169,10 @@ def compare_table(exp: Path, methods: Sequence[str], command: str, title: str, n
         lines += [f"Shared MT pre-training (`{mt_exp}`, initialises every salign row): "
                   f"{fmt_train_time(read_train_log(mt_exp / 'train.log'))}.",
                   ""]
+    if lm_exp is not None:
+        lines += [f"Shared LM pre-training on the same text (`{lm_exp}`, initialises the LM of every speech-LLM "
+                  f"row): {fmt_train_time(read_train_log(lm_exp / 'train.log'))}.",
+                  ""]
     sigs: Dict[str, List[str]] = {}
     for r in results:
         for key, name in (("bleu_signature", "BLEU"), ("bleu_lc_signature", "BLEU (lc)")):
@@ -181,9 +186,9 @@ def compare_table(exp: Path, methods: Sequence[str], command: str, title: str, n
 
 def write_comparison(out: Path, exp: Path, methods: Sequence[str], command: str, title: str,
                      notes: Sequence[str] = (), test_set: str = "tst-COMMON", train_set: str = "train_subset",
-                     mt_exp: Optional[Path] = None) -> str:
+                     mt_exp: Optional[Path] = None, lm_exp: Optional[Path] = None) -> str:
     """Build the document (:func:`compare_table`), write it to ``out`` atomically and return it."""
-    text = compare_table(exp, methods, command, title, notes, test_set, train_set, mt_exp)
+    text = compare_table(exp, methods, command, title, notes, test_set, train_set, mt_exp, lm_exp)
     with atomic_write(out) as f:
         f.write(text)
     return text

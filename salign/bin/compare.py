@@ -4,7 +4,8 @@ Usage::
 
     python -m salign.bin.compare --exp exp --out COMPARE.md \
         --methods "baseline contrastive adversarial ot stock_espnet" --command "cd egs/mini_mustc && ./compare.sh" \
-        [--mt_exp exp/mt_train_mt_compare] [--title ...] [--note "a paragraph for the header" ...]
+        [--mt_exp exp/mt_train_mt_compare] [--lm_exp exp/mt_train_lm_compare] [--title ...] \
+        [--note "a paragraph for the header" ...]
 
 For each method TAG it reads ``EXP/st_TAG/decode_<task>_<set>/score/result.json``, ``EXP/st_TAG/gap/gap.json`` and
 ``EXP/st_TAG/train.log`` and writes one row (columns and rules: :mod:`salign.analysis.compare`). The file is written
@@ -35,6 +36,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--test_set", default="tst-COMMON", help="test set of the BLEU/WER columns")
     p.add_argument("--train_set", default="train_subset", help="training-subset decode (\"is it learning?\")")
     p.add_argument("--mt_exp", type=Path, default=None, help="shared MT pre-training dir (its time is reported)")
+    p.add_argument("--lm_exp", type=Path, default=None,
+                   help="shared LM pre-training dir of the speech-LLM rows (its time is reported)")
     return p
 
 
@@ -43,7 +46,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Optional[int]:
     args = get_parser().parse_args(argv)
     methods = [m for m in re.split(r"[\s,]+", args.methods) if m]
     print(write_comparison(args.out, args.exp, methods, args.command, args.title, args.note, args.test_set,
-                           args.train_set, args.mt_exp), end="")
+                           args.train_set, args.mt_exp, args.lm_exp), end="")
     return 0
 
 
