@@ -14,12 +14,14 @@ from espnet2.tasks import st as espnet_st
 from espnet2.train.class_choices import ClassChoices
 
 from salign.st.hubert import HuBERTEncoder
+from salign.st.whisper import WhisperEncoder
 from salign.utils.io import InputError
 
-#: acoustic encoders of both families: ESPnet's ST encoders (transformer default) and the SSL encoder ``hubert``
+#: acoustic encoders of both families: ESPnet's ST encoders (transformer default), the SSL encoder ``hubert`` and
+#: Whisper's encoder ``whisper`` (both on the raw wave, from local checkpoints)
 encoder_choices = ClassChoices(
-    "encoder", classes=dict(espnet_st.encoder_choices.classes, hubert=HuBERTEncoder), type_check=AbsEncoder,
-    default="transformer")
+    "encoder", classes=dict(espnet_st.encoder_choices.classes, hubert=HuBERTEncoder, whisper=WhisperEncoder),
+    type_check=AbsEncoder, default="transformer")
 
 
 def read_token_list(value) -> Optional[List[str]]:
@@ -81,11 +83,12 @@ class SpeechTaskMixin:
 
     @classmethod
     def build_encoder(cls, choices: ClassChoices, args: argparse.Namespace, input_size: int) -> AbsEncoder:
-        """The acoustic encoder of ``args.encoder``. For an SSL encoder built from a checkpoint, ``args.encoder_conf``
-        is rewritten so that config.yaml (written after this) rebuilds the architecture without the checkpoint
-        file: the trained weights come from the model file, so a packed or copied model decodes anywhere."""
+        """The acoustic encoder of ``args.encoder``. For an encoder built from a checkpoint (``hubert``, ``whisper``),
+        ``args.encoder_conf`` is rewritten so that config.yaml (written after this) rebuilds the architecture without
+        the checkpoint file: the trained weights come from the model file, so a packed or copied model decodes
+        anywhere."""
         encoder = choices.get_class(args.encoder)(input_size=input_size, **args.encoder_conf)
-        if isinstance(encoder, HuBERTEncoder) and not cls._building_from_file:
+        if isinstance(encoder, (HuBERTEncoder, WhisperEncoder)) and not cls._building_from_file:
             conf = {k: v for k, v in args.encoder_conf.items() if k != "checkpoint"}
             args.encoder_conf = {**conf, **encoder.standalone_conf()}
         return encoder

@@ -1,5 +1,5 @@
 """Dry run of every speech-LLM training config (a YAML with ``lm:``): it builds its model through ``LLMSTTask``,
-with tiny stand-ins for the local model files it names (an HF LM directory, a HuBERT checkpoint)."""
+with tiny stand-ins for the local model files it names (an HF LM directory, a HuBERT or Whisper checkpoint)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,7 +16,8 @@ CONFIGS = sorted(p for p in [*REPO.glob("conf/**/*.yaml"), *REPO.glob("egs/**/co
 
 def test_the_llm_configs_are_found():
     names = {p.name for p in CONFIGS}
-    assert {"train_st_llm.yaml", "train_st_llm_tiny_test.yaml", "train_st_llm_hf_test.yaml"} <= names
+    assert {"train_st_llm.yaml", "train_st_llm_whisper.yaml", "train_st_llm_tiny_test.yaml",
+            "train_st_llm_hf_test.yaml"} <= names
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,15 @@ def tiny_ssl_checkpoint(tmp_path_factory) -> Path:
     return save_fairseq(tiny_hubert(), tmp_path_factory.mktemp("ssl") / "hubert_tiny.pt")
 
 
+@pytest.fixture(scope="module")
+def tiny_whisper_checkpoint(tmp_path_factory) -> Path:
+    from salign.testing.tiny_whisper import save_openai, tiny_whisper
+
+    return save_openai(tiny_whisper(), tmp_path_factory.mktemp("whisper") / "whisper_tiny.pt")
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
-def test_llm_config_builds_its_model(path, tiny_data, tiny_qwen2, tiny_ssl_checkpoint):
+def test_llm_config_builds_its_model(path, tiny_data, tiny_qwen2, tiny_ssl_checkpoint, tiny_whisper_checkpoint):
     from salign.llm.task import LLMSTTask
 
     conf = yaml.safe_load(path.read_text())
@@ -38,6 +46,8 @@ def test_llm_config_builds_its_model(path, tiny_data, tiny_qwen2, tiny_ssl_check
         base += ["--lm_conf", f"path={tiny_qwen2}"]
     if conf.get("encoder") == "hubert":
         base += ["--encoder_conf", f"checkpoint={tiny_ssl_checkpoint}"]
+    if conf.get("encoder") == "whisper":  # likewise a placeholder: a tiny openai-format Whisper stands in
+        base += ["--encoder_conf", f"checkpoint={tiny_whisper_checkpoint}"]
     raw = "frontend" in conf or "input_size" in conf
     args = LLMSTTask.get_parser().parse_args(base + ([] if raw else ["--input_size", "80"]))
     model = LLMSTTask.build_model(args)

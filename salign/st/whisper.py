@@ -1,0 +1,290 @@
+"""Whisper's speech encoder on raw 16 kHz waveform, loaded from a LOCAL openai-format checkpoint.
+
+``--encoder whisper`` with ``--input_size 1`` (no ESPnet frontend: speech is the (B, T) or (B, T, 1) waveform, its
+lengths in samples). Neither the ``whisper`` package nor a download is needed: the checkpoint is one of openai's
+``.pt`` files (``tiny.pt`` ... ``large-v3.pt``, as ``whisper.load_model`` caches them in ``~/.cache/whisper``), a
+pickled dict ``{"dims": {n_mels, n_audio_ctx, n_audio_state, n_audio_head, n_audio_layer, n_vocab, n_text_ctx,
+n_text_state, n_text_head, n_text_layer}, "model_state_dict": {...}}`` (float16 tensors in openai's files). Only
+the ``encoder.*`` keys are used (openai's ``AudioEncoder`` names: ``encoder.conv1``, ``encoder.conv2``,
+``encoder.positional_embedding``, ``encoder.blocks.N.{attn_ln,attn.{query,key,value,out},mlp_ln,mlp.0,mlp.2}``,
+``encoder.ln_post``); the text decoder is ignored. ``encoder_conf``::
+
+    checkpoint: downloads/whisper-small.pt   # required (or ``arch``: the encoder dims, random weights)
+    output_size: null           # Linear projection from n_audio_state; none when equal or null
+    layer: null                 # 1-based block whose output is used (null: the last, then ln_post; -2: one below)
+    freeze_conv: false          # the two input convolutions run under no_grad, their parameters frozen
+
+The front end is Whisper's own (``whisper.audio.log_mel_spectrogram``): centred STFT (n_fft 400, hop 160, Hann
+window, reflect padding), power spectrum without the last frame, librosa's Slaney mel filters (n_mels from the
+checkpoint: 80, or 128 for large-v3), log10 clamped at 1e-10, floored at the maximum minus 8, then (x + 4) / 4.
+
+Differences from openai's model: no padding to 30 s. openai pads every utterance with zeros to 30 s (3000 frames)
+and runs the encoder over the whole window; here the encoder runs over the utterance only (the positional
+embedding sliced to its length, at most n_audio_ctx frames = 30 s; longer input is an error) and a padded batch is
+handled by masks: each utterance's reflect padding and maximum for the log-mel floor are its own, features and the
+first convolution's output beyond its length are zeroed (as the convolutions' zero padding sees them alone) and
+attention masks the padded keys. An utterance therefore gives the same output in a padded batch as alone, and
+outputs differ from openai's (which attend to the 30 s of silence padding) except for a full 30 s input. Output
+frames: 20 ms each, ``ceil(floor(samples / 160) / 2)``.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+
+from salign.utils.io import InputError
+from salign.utils.tensor import length_mask
+
+PathLike = Union[str, Path]
+SAMPLE_RATE, N_FFT, HOP_LENGTH = 16000, 400, 160
+#: openai's ``ModelDimensions`` fields of the audio encoder (what ``arch`` holds)
+ENCODER_DIMS = ("n_mels", "n_audio_ctx", "n_audio_state", "n_audio_head", "n_audio_layer")
+TEXT_DIMS = ("n_vocab", "n_text_ctx", "n_text_state", "n_text_head", "n_text_layer")  #: ignored when given
+_FIX = "an openai Whisper .pt file (e.g. ~/.cache/whisper/small.pt from whisper.load_model) copied locally"
+
+
+def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
+    """openai's sinusoidal positional embedding (``whisper.model.sinusoids``): (length, channels)."""
+    if channels % 2:
+        raise InputError(f"Whisper's n_audio_state must be even, got {channels}")
+    increment = math.log(max_timescale) / (channels // 2 - 1)
+    inv = torch.exp(-increment * torch.arange(channels // 2))
+    scaled = torch.arange(length)[:, None] * inv[None, :]
+    return torch.cat([torch.sin(scaled), torch.cos(scaled)], dim=1)
+
+
+def load_whisper_checkpoint(path: PathLike) -> Tuple[Dict[str, int], Dict[str, torch.Tensor]]:
+    """The encoder dims and the ``encoder.*`` tensors (prefix removed) of an openai checkpoint; bad input is a
+    one-line :class:`InputError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such Whisper checkpoint", path, fix=f"give {_FIX}, or set encoder_conf.checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt file, not a torch file, a pickle that is not plain data
+        raise InputError(f"cannot read the Whisper checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})",
+                         path, fix=f"give {_FIX}") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("dims"), dict) \
+            or not isinstance(ckpt.get("model_state_dict"), dict):
+        raise InputError("not an openai Whisper checkpoint (no 'dims' and 'model_state_dict')", path,
+                         fix=f"give {_FIX}")
+    missing = [k for k in ENCODER_DIMS if k not in ckpt["dims"]]
+    if missing:
+        raise InputError(f"Whisper checkpoint dims lack {missing}", path, fix=f"give {_FIX}")
+    dims = {k: int(ckpt["dims"][k]) for k in ENCODER_DIMS}
+    state = {k[len("encoder."):]: v for k, v in ckpt["model_state_dict"].items() if k.startswith("encoder.")}
+    return dims, state
+
+
+class MultiHeadSelfAttention(torch.nn.Module):
+    """openai's ``MultiHeadAttention`` (self-attention only) with a key padding mask."""
+
+    def __init__(self, n_state: int, n_head: int) -> None:
+        """``query``/``value``/``out`` with bias, ``key`` without (openai's layout)."""
+        super().__init__()
+        self.n_head = n_head
+        self.query = torch.nn.Linear(n_state, n_state)
+        self.key = torch.nn.Linear(n_state, n_state, bias=False)
+        self.value = torch.nn.Linear(n_state, n_state)
+        self.out = torch.nn.Linear(n_state, n_state)
+
+    def forward(self, x: torch.Tensor, key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D); ``key_mask`` (B, T) True on the real frames."""
+        b, t, d = x.shape
+        q, k, v = (lin(x).view(b, t, self.n_head, -1).transpose(1, 2) for lin in (self.query, self.key, self.value))
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        # softmax(q k^T / sqrt(d_head)) v: openai scales q and k by d_head^-1/4 each, the same
+        wv = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(wv.transpose(1, 2).reshape(b, t, d))
+
+
+class ResidualAttentionBlock(torch.nn.Module):
+    """openai's encoder ``ResidualAttentionBlock``: pre-norm self-attention and a 4x GELU MLP."""
+
+    def __init__(self, n_state: int, n_head: int) -> None:
+        """``attn``, ``attn_ln``, ``mlp`` (``mlp.0``, GELU, ``mlp.2``), ``mlp_ln`` as in openai's model."""
+        super().__init__()
+        self.attn = MultiHeadSelfAttention(n_state, n_head)
+        self.attn_ln = torch.nn.LayerNorm(n_state)
+        self.mlp = torch.nn.Sequential(torch.nn.Linear(n_state, 4 * n_state), torch.nn.GELU(),
+                                       torch.nn.Linear(4 * n_state, n_state))
+        self.mlp_ln = torch.nn.LayerNorm(n_state)
+
+    def forward(self, x: torch.Tensor, key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D)."""
+        x = x + self.attn(self.attn_ln(x), key_mask)
+        return x + self.mlp(self.mlp_ln(x))
+
+
+class AudioEncoder(torch.nn.Module):
+    """openai's ``AudioEncoder`` modules (same state-dict names); :class:`WhisperEncoder` runs them with masks."""
+
+    def __init__(self, n_mels: int, n_audio_ctx: int, n_audio_state: int, n_audio_head: int,
+                 n_audio_layer: int) -> None:
+        """conv1 (k3, p1), conv2 (k3, s2, p1), the sinusoidal ``positional_embedding`` buffer, blocks, ln_post."""
+        super().__init__()
+        if n_audio_state % n_audio_head:
+            raise InputError(f"Whisper's n_audio_state {n_audio_state} is not a multiple of n_audio_head "
+                             f"{n_audio_head}")
+        self.conv1 = torch.nn.Conv1d(n_mels, n_audio_state, kernel_size=3, padding=1)
+        self.conv2 = torch.nn.Conv1d(n_audio_state, n_audio_state, kernel_size=3, stride=2, padding=1)
+        self.register_buffer("positional_embedding", sinusoids(n_audio_ctx, n_audio_state))
+        self.blocks = torch.nn.ModuleList([ResidualAttentionBlock(n_audio_state, n_audio_head)
+                                           for _ in range(n_audio_layer)])
+        self.ln_post: Optional[torch.nn.LayerNorm] = torch.nn.LayerNorm(n_audio_state)
+
+
+def mel_filters(n_mels: int) -> torch.Tensor:
+    """(n_mels, 201) Slaney mel filters: librosa's ``filters.mel(sr=16000, n_fft=400, n_mels=n_mels)``, openai's
+    ``mel_filters.npz``."""
+    import torchaudio
+
+    return torchaudio.functional.melscale_fbanks(n_freqs=N_FFT // 2 + 1, f_min=0.0, f_max=SAMPLE_RATE / 2,
+                                                 n_mels=n_mels, sample_rate=SAMPLE_RATE, norm="slaney",
+                                                 mel_scale="slaney").T.contiguous()
+
+
+class WhisperEncoder(AbsEncoder):
+    """Whisper's audio encoder (openai layout, masked, no 30 s padding) with its log-mel front end."""
+
+    def __init__(
+        self,
+        input_size: int = 1,
+        checkpoint: Optional[str] = None,
+        output_size: Optional[int] = None,
+        layer: Optional[int] = None,
+        freeze_conv: bool = False,
+        arch: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        """Build the encoder from ``checkpoint`` (or, without one, randomly from ``arch``); see the module doc."""
+        super().__init__()
+        if input_size != 1:
+            raise InputError(f"encoder whisper takes the raw 16 kHz waveform, got input_size {input_size}",
+                             fix="pass --input_size 1 (no frontend) and wav.scp,speech,sound data")
+        if checkpoint is None and arch is None:
+            raise InputError("encoder whisper needs encoder_conf.checkpoint", fix=_FIX)
+        state = None
+        if checkpoint is not None:
+            arch, state = load_whisper_checkpoint(checkpoint)
+            logging.info("whisper encoder: checkpoint %s (%d layers, width %d, %d mels)", checkpoint,
+                         arch["n_audio_layer"], arch["n_audio_state"], arch["n_mels"])
+        if set(ENCODER_DIMS) - set(arch) or set(arch) - set(ENCODER_DIMS + TEXT_DIMS):
+            raise InputError(f"encoder_conf.arch must have the Whisper dims {list(ENCODER_DIMS)}, got {sorted(arch)}")
+        self.arch = {k: int(arch[k]) for k in ENCODER_DIMS}  #: the encoder's openai ``ModelDimensions`` fields
+        self.whisper = AudioEncoder(**self.arch)
+        if state is not None:
+            try:
+                missing, unexpected = self.whisper.load_state_dict(state, strict=False)
+            except RuntimeError as e:  # a tensor of another shape than the dims say
+                raise InputError(f"checkpoint does not fit its own dims ({str(e).splitlines()[-1].strip()[:160]})",
+                                 checkpoint, fix="a complete checkpoint") from None
+            if missing or unexpected:
+                raise InputError(f"checkpoint does not fit its own dims: missing {sorted(missing)[:3]}, "
+                                 f"unexpected {sorted(unexpected)[:3]}", checkpoint, fix="a complete checkpoint")
+        self.register_buffer("mel_filters", mel_filters(self.arch["n_mels"]), persistent=False)
+        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+        n_layers = self.arch["n_audio_layer"]
+        layer = n_layers if layer is None else (layer + n_layers + 1 if layer < 0 else layer)
+        if not 1 <= layer <= n_layers:
+            raise InputError(f"encoder_conf.layer must be in 1..{n_layers} (or -1..-{n_layers}), got {layer}")
+        self.whisper.blocks = self.whisper.blocks[:layer]  # unused blocks would be unused parameters (DDP)
+        if layer < n_layers:  # ln_post normalises the last block's output only
+            self.whisper.ln_post = None
+        self.layer = layer
+        self.freeze_conv = freeze_conv
+        if freeze_conv:
+            for conv in (self.whisper.conv1, self.whisper.conv2):
+                conv.requires_grad_(False)
+        width = self.arch["n_audio_state"]
+        self._output_size = output_size or width
+        self.proj = torch.nn.Linear(width, output_size) if output_size and output_size != width else None
+        self.max_frames = 2 * self.arch["n_audio_ctx"]  #: mel frames of openai's 30 s window
+        self._backbone_frozen = False
+
+    @contextlib.contextmanager
+    def backbone_frozen(self) -> Iterator[None]:
+        """Within this context Whisper runs under no-grad; the projection to ``output_size`` still trains."""
+        self._backbone_frozen = True
+        try:
+            yield
+        finally:
+            self._backbone_frozen = False
+
+    def standalone_conf(self) -> Dict[str, Any]:
+        """``encoder_conf`` entries that rebuild this architecture without the checkpoint file (YAML-safe): the
+        encoder dims; the weights then come from the trained model file."""
+        return {"arch": dict(self.arch)}
+
+    def output_size(self) -> int:
+        """Width of the encoder output (``output_size``, else n_audio_state)."""
+        return self._output_size
+
+    def log_mel(self, wave: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Whisper's log-mel spectrogram of each utterance of (B, T) ``wave``: (B, n_mels, F) with F the longest
+        ``lengths // 160``, and the frame counts; each utterance reflect-padded and floored by its own frames, the
+        frames beyond its length zero."""
+        half = N_FFT // 2
+        b, t = wave.shape
+        # centred STFT with reflect padding at each utterance's own end (torch.stft(center=True) per utterance)
+        pos = torch.arange(-half, t + half, device=wave.device)[None, :].expand(b, -1)
+        last = (lengths - 1)[:, None]
+        idx = torch.where(pos < 0, -pos, torch.where(pos > last, 2 * last - pos, pos)).clamp(0, t - 1)
+        padded = torch.gather(wave, 1, idx)
+        stft = torch.stft(padded.float(), N_FFT, HOP_LENGTH, window=self.window.float(), center=False,
+                          return_complex=True)
+        power = stft[..., :-1].abs() ** 2  # (B, 201, F): whisper drops the last frame
+        mel = (self.mel_filters.float() @ power).clamp(min=1e-10).log10()
+        flens = torch.div(lengths, HOP_LENGTH, rounding_mode="floor")
+        valid = length_mask(flens, mel.size(-1)).unsqueeze(1)
+        peak = mel.masked_fill(~valid, float("-inf")).amax(dim=(1, 2), keepdim=True)
+        mel = (torch.maximum(mel, peak - 8.0) + 4.0) / 4.0
+        return mel.masked_fill(~valid, 0.0), flens
+
+    def forward(self, xs_pad: torch.Tensor, ilens: torch.Tensor, prev_states: Optional[torch.Tensor] = None
+                ) -> Tuple[torch.Tensor, torch.Tensor, None]:
+        """(B, T) or (B, T, 1) waveform, lengths in samples -> (B, T', output_size), frame lengths, None."""
+        if xs_pad.dim() == 3:
+            if xs_pad.size(-1) != 1:
+                raise ValueError(f"encoder whisper expects mono waveform (B, T) or (B, T, 1), got "
+                                 f"{tuple(xs_pad.shape)}")
+            xs_pad = xs_pad.squeeze(-1)
+        ilens = ilens.to(xs_pad.device)
+        if int(ilens.min()) <= N_FFT // 2:  # reflect padding of the centred STFT needs > 200 samples
+            raise TooShortUttError(f"has {int(ilens.min())} samples, Whisper's front end needs >= {N_FFT // 2 + 1}",
+                                   int(ilens.min()), N_FFT // 2 + 1)
+        if int(ilens.max()) // HOP_LENGTH > self.max_frames:
+            raise ValueError(f"encoder whisper: an utterance of {int(ilens.max())} samples is longer than Whisper's "
+                             f"{self.max_frames / 100:g} s window ({self.max_frames} frames of 10 ms); segment it")
+        with torch.no_grad() if self._backbone_frozen else contextlib.nullcontext():
+            x, lens = self._backbone(xs_pad[:, : int(ilens.max())], ilens)
+        if self.proj is not None:
+            x = self.proj(x)
+        x = x.masked_fill(~length_mask(lens, x.size(1)).unsqueeze(-1), 0.0)
+        return x, lens, None
+
+    def _backbone(self, wave: torch.Tensor, ilens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Front end and Whisper's encoder on the (B, T) wave: (B, T', width) output of the chosen block, lengths."""
+        w = self.whisper
+        with torch.no_grad(), torch.autocast(wave.device.type, enabled=False):  # the spectrum in float32
+            mel, flens = self.log_mel(wave, ilens)
+        mel = mel.to(w.conv1.weight.dtype)
+        with torch.no_grad() if self.freeze_conv else contextlib.nullcontext():
+            x = F.gelu(w.conv1(mel))
+            x = x.masked_fill(~length_mask(flens, x.size(-1)).unsqueeze(1), 0.0)  # conv2 sees zeros, as alone
+            x = F.gelu(w.conv2(x)).transpose(1, 2)
+        lens = torch.div(flens + 1, 2, rounding_mode="floor")  # (F + 2 - 3) // 2 + 1
+        x = x + w.positional_embedding[: x.size(1)].to(x.dtype)
+        key_mask = length_mask(lens, x.size(1))
+        for block in w.blocks:
+            x = block(x, key_mask)
+        if w.ln_post is not None:
+            x = w.ln_post(x)
+        return x, lens
