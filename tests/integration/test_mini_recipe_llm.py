@@ -1,6 +1,8 @@
 """The mini MuST-C recipe with ``--model_family llm`` in debug mode, every stage (0-15), in a scratch copy: the small
 LM pre-trained on the corpus text, a warm-up, select_layers on the LLM, AI-STA training with the layers it wrote,
-decoding through st_inference, scoring, packing and the gap analysis."""
+decoding through st_inference, scoring, packing and the gap analysis. Then, on the same data stages (0-10 do not
+depend on the LM), the Hugging Face path ``--lm hf``: a tiny random Qwen2 with a byte-level BPE tokenizer written by
+the recipe, LoRA, stages 11-15."""
 from __future__ import annotations
 
 import math
@@ -21,6 +23,15 @@ def recipe(tmp_path_factory):
     root = tmp_path_factory.mktemp("recipe_llm")
     dst = mini_recipe(root)
     proc = run(dst, ["./run.sh", "--debug", "true", "--model_family", "llm"], root / "run.log")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    return dst, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def recipe_hf(recipe, tmp_path_factory):
+    dst, _ = recipe
+    log = tmp_path_factory.mktemp("recipe_llm_hf") / "run.log"
+    proc = run(dst, ["./run.sh", "--debug", "true", "--model_family", "llm", "--lm", "hf", "--stage", "11"], log)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     return dst, proc.stdout
 
@@ -64,3 +75,31 @@ def test_every_task_was_decoded_and_scored(recipe):
         assert len(cells) == 6 and all(math.isfinite(float(c)) for c in cells), row
     for task in ("st", "mt", "asr"):
         assert (dst / "exp" / EXP / f"decode_{task}_tst-COMMON" / "1best_recog" / "text").is_file(), task
+
+
+HF_EXP = "st_train_st_llm_hf"
+
+
+def test_hf_lm_through_the_recipe_with_lora_and_ai_sta(recipe_hf):
+    dst, out = recipe_hf
+    exp = dst / "exp"
+    assert (exp / "tiny_hf_lm" / "config.json").is_file() and (exp / "tiny_hf_lm" / "tokenizer.json").is_file()
+    assert "stage 11a: skipped: lm: hf is a pre-trained LM" in out
+    for step in ("stage 11b: warm-up", "stage 11c: LM layers", "stage 11d: speech-LLM"):
+        assert step in out, step
+    config = yaml.safe_load((exp / HF_EXP / "config.yaml").read_text())
+    assert config["lm"] == "hf" and config["lm_conf"]["path"] == "exp/tiny_hf_lm"
+    assert config["lm_conf"]["finetune"] == "lora"
+    assert config["align_conf"]["layers_file"] == f"exp/{HF_EXP}/layers.yaml"
+    log = (exp / HF_EXP / "train.log").read_text()
+    counts = re.search(r"speech-LLM: (\d+) of (\d+) parameters trainable \(lm hf\)", log)
+    trainable, total = int(counts.group(1)), int(counts.group(2))
+    assert 0 < trainable < total  # LoRA: the LM's base weights are frozen
+    chosen = set(yaml.safe_load((exp / HF_EXP / "layers.yaml").read_text())["layers"])
+    assert {int(k) for k in re.findall(r"\bot_l(\d+)=", log)} == chosen
+    table = (dst / "RESULTS.md").read_text()
+    assert "./run.sh --debug true --lm hf --model_family llm --stage 11" in table
+    for task in ("st", "mt", "asr"):
+        hyp = exp / HF_EXP / f"decode_{task}_tst-COMMON" / "1best_recog" / "text"
+        assert hyp.is_file() and len(hyp.read_text().splitlines()) == 8, task
+    assert (exp / HF_EXP / "packed" / "model.zip").is_file() and (exp / HF_EXP / "gap" / "gap.json").is_file()
