@@ -112,6 +112,7 @@ class SpeechLLMModel(SpeechTextModel):
             for p in list(encoder.parameters()) + list((frontend or torch.nn.Module()).parameters()):
                 p.requires_grad_(False)
         self.extract_feats_in_collect_stats = extract_feats_in_collect_stats
+        self.src_lang = src_lang  # a speech batch's language for projectors with language routing (moe)
         self.align = align
         if align is not None:  # only then: checkpoints of models without alignment keep their keys
             self.clock = UpdateClock()
@@ -230,11 +231,19 @@ class SpeechLLMModel(SpeechTextModel):
         return BranchOutput(loss=loss, acc=acc, lm_out=out, batch=batch)
 
     # ------------------------------------------------------------------------------------------------ training
+    def batch_extras(self, fields: Dict[str, Any]) -> Dict[str, Any]:
+        """Optional language labels of the batch for the projector: ``lang`` (B,) / ``lang_frames`` (B, T')."""
+        return {k: fields[k] for k in ("lang", "lang_frames") if fields.get(k) is not None}
+
     def compute_loss(self, text: torch.Tensor, text_lengths: torch.Tensor, speech: Optional[torch.Tensor],
                      speech_lengths: Optional[torch.Tensor], src_text: Optional[torch.Tensor],
-                     src_text_lengths: Optional[torch.Tensor]
+                     src_text_lengths: Optional[torch.Tensor], lang: Optional[torch.Tensor] = None,
+                     lang_frames: Optional[torch.Tensor] = None
                      ) -> Tuple[torch.Tensor, Dict[str, Optional[torch.Tensor]], torch.Tensor]:
-        """Weighted multi-task loss on one batch (``forward``, ESPnet's contract, checks and trims it first)."""
+        """Weighted multi-task loss on one batch (``forward``, ESPnet's contract, checks and trims it first).
+
+        On speech batches the projector's auxiliary losses (:meth:`AbsProjector.aux_losses`, e.g. the MoE's routing
+        losses, given ``lang``/``lang_frames`` and ``src_lang``) are added with their weights and logged."""
         stats: Dict[str, Optional[torch.Tensor]] = {}
         loss = torch.zeros((), device=text.device)
         use_align = self.align is not None and speech is not None and src_text is not None
@@ -247,6 +256,11 @@ class SpeechLLMModel(SpeechTextModel):
                 loss = loss + self.ctc_weight * loss_ctc
                 stats["loss_ctc"] = loss_ctc.detach()
             s_emb, s_lens = self.speech_embeds(enc, enc_lens)
+            aux, aux_stats = self.projector.aux_losses(lang=lang, lang_frames=lang_frames, src_lang=self.src_lang)
+            for name, (weight, value) in aux.items():
+                loss = loss + weight * value
+                stats[name] = value.detach()
+            stats.update(aux_stats)
             if self.st_weight > 0 or not self.training or use_align:
                 st = self.run_branch("st", s_emb, s_lens, text, text_lengths, output_hidden_states=use_align)
                 if self.st_weight > 0 or not self.training:

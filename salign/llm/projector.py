@@ -1,13 +1,14 @@
 """Speech projectors: encoder frames -> stack ``k`` consecutive frames -> map into the LM's embedding space.
 
-``--projector linear|mlp`` (``projector_conf: {stack: k, ...}``). Every projector shares the stacking of its base
+``--projector linear|mlp|moe`` (``projector_conf: {stack: k, ...}``). Every projector shares the stacking of its base
 class (a trailing partial group is zero-padded; lengths become ``ceil(T / k)``), so the MoE projector of the
-code-switch system plugs in by subclassing :class:`AbsProjector` and implementing :meth:`AbsProjector.project`.
+code-switch system (:mod:`salign.llm.moe`, ``--projector moe``) plugs in by subclassing :class:`AbsProjector`,
+implementing :meth:`AbsProjector.project` and returning its routing losses from :meth:`AbsProjector.aux_losses`.
 """
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -35,6 +36,14 @@ class AbsProjector(torch.nn.Module):
         """(B, T, input_size) encoder output and lengths -> (B, ceil(T/k), output_size) and ceil(lengths/k)."""
         x, lengths = self.stacker(x, lengths)
         return self.project(x), lengths
+
+    def aux_losses(self, lang: Optional[torch.Tensor] = None, lang_frames: Optional[torch.Tensor] = None,
+                   src_lang: Optional[str] = None
+                   ) -> Tuple[Dict[str, Tuple[float, torch.Tensor]], Dict[str, torch.Tensor]]:
+        """Auxiliary losses of the last :meth:`forward` as ``name -> (weight, loss)`` and statistics to log; the
+        model adds ``weight · loss`` and logs both. ``lang`` (B,) / ``lang_frames`` (B, T'): optional language
+        labels from the batch; ``src_lang``: the model's source language. None by default (linear, mlp)."""
+        return {}, {}
 
 
 class LinearProjector(AbsProjector):

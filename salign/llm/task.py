@@ -1,10 +1,11 @@
 """ESPnet task registration of the speech-LLM family: ``LLMSTTask`` (a subclass of ESPnet's ``STTask``).
 
 Class choices (each adds ``--<name>`` and ``--<name>_conf``, listed by ``--print_config`` and saved in config.yaml):
-frontend, specaug, normalize, encoder (ESPnet's encoders + ``hubert``), projector (``linear``, ``mlp``), lm
-(``tiny``: our small causal LM over ``--token_list``; ``hf``: a local Hugging Face causal LM, frozen/full/LoRA),
-align (the loss package's registry: ``ot`` between speech and transcript states at chosen LM layers -- AI-STA --
-or any other method, composable with ``multi``; ``align_conf.layers_file`` reads ``select_layers``' output).
+frontend, specaug, normalize, encoder (ESPnet's encoders + ``hubert``, ``whisper``), projector (``linear``,
+``mlp``, ``moe``: language expert groups, salign/llm/moe.py), lm (``tiny``: our small causal LM over
+``--token_list``; ``hf``: a local Hugging Face causal LM, frozen/full/LoRA), align (the loss package's registry:
+``ot`` between speech and transcript states at chosen LM layers -- AI-STA -- or any other method, composable with
+``multi``; ``align_conf.layers_file`` reads ``select_layers``' output).
 
 Tokenisation: with ``--lm tiny`` ESPnet's own preprocessor maps ``text``/``src_text`` through ``--token_list`` /
 ``--bpemodel`` (one joint list: the transcript is LM input too); with ``--lm hf`` the task's preprocessor is
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from espnet2.asr.ctc import CTC
@@ -28,6 +29,7 @@ from espnet2.utils.get_default_kwargs import get_default_kwargs
 from salign.llm.hf_lm import HFCausalLM
 from salign.llm.lm import AbsCausalLM, TinyCausalLM
 from salign.llm.model import SpeechLLMModel
+from salign.llm.moe import MoEProjector
 from salign.llm.projector import AbsProjector, LinearProjector, MLPProjector
 from salign.losses.abs_align import AbsAlign
 from salign.losses.registry import ALIGN_METHODS
@@ -35,7 +37,8 @@ from salign.tasks.common import SpeechTaskMixin, encoder_choices, read_token_lis
 from salign.utils.io import InputError
 
 projector_choices = ClassChoices(
-    "projector", classes=dict(linear=LinearProjector, mlp=MLPProjector), type_check=AbsProjector, default="linear")
+    "projector", classes=dict(linear=LinearProjector, mlp=MLPProjector, moe=MoEProjector), type_check=AbsProjector,
+    default="linear")
 lm_choices = ClassChoices("lm", classes=dict(tiny=TinyCausalLM, hf=HFCausalLM), type_check=AbsCausalLM,
                           default="tiny")
 # the loss package's registry itself (as SAlignSTTask's): ``--align ot`` on LM layers (AI-STA), any method, ``multi``
@@ -55,6 +58,12 @@ class LLMSTTask(SpeechTaskMixin, STTask):
         lm_choices,
         align_choices,
     ]
+
+    @classmethod
+    def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        """As S-Align's (``speech``, ``src_text``), plus the language labels of the MoE projector's language loss
+        in training: ``lang`` (one id per utterance) and ``lang_frames`` (one per stacked frame, -1 unknown)."""
+        return () if inference else ("speech", "src_text", "lang", "lang_frames")
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser) -> None:

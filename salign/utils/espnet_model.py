@@ -34,7 +34,12 @@ class SpeechTextModel(AbsESPnetModel):
         text = text[:, : text_lengths.max()]
         if src_text is not None:
             src_text = src_text[:, : src_text_lengths.max()]
-        return self.compute_loss(text, text_lengths, speech, speech_lengths, src_text, src_text_lengths)
+        return self.compute_loss(text, text_lengths, speech, speech_lengths, src_text, src_text_lengths,
+                                 **self.batch_extras(kwargs))
+
+    def batch_extras(self, fields: Dict[str, Any]) -> Dict[str, Any]:
+        """The extra batch fields (beyond text/speech/src_text) :meth:`compute_loss` takes as keywords; none here."""
+        return {}
 
     @abstractmethod
     def compute_loss(self, text: torch.Tensor, text_lengths: torch.Tensor, speech: Optional[torch.Tensor],
