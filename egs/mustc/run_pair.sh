@@ -13,12 +13,13 @@ here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 . "${here}/cmd.sh"
 
 # --model_family llm: the speech-LLM config (a pretrained LM needs no pre-training; a tiny one is pre-trained on the
-# text with this same config); an explicit --st_config/--mt_config given after these still wins
+# text with this same config), on the 16 kHz wave (its HuBERT encoder reads it: --feats_type raw); an explicit
+# --st_config/--mt_config/--feats_type given after these still wins
 confs=(--mt_config "${SALIGN_ROOT}/conf/train_mt.yaml" --st_config "${SALIGN_ROOT}/conf/train_st_salign.yaml")
 args=("$@")
 for ((i = 0; i + 1 < ${#args[@]}; i++)); do
   if [ "${args[i]}" = --model_family ] && [ "${args[i + 1]}" = llm ]; then
-    confs=(--mt_config "" --st_config "${SALIGN_ROOT}/conf/train_st_llm.yaml")
+    confs=(--mt_config "" --st_config "${SALIGN_ROOT}/conf/train_st_llm.yaml" --feats_type raw)
   fi
 done
 
