@@ -6,4 +6,6 @@ export SALIGN_ROOT
 # shellcheck disable=SC1091
 . "${SALIGN_ROOT}/tools/venv/bin/activate"
 export PYTHONUNBUFFERED=1
+# ESPnet's own entry points (--model_family espnet) start without nltk data downloads (utils/pyhooks/sitecustomize.py)
+export PYTHONPATH=${SALIGN_ROOT}/utils/pyhooks${PYTHONPATH:+:${PYTHONPATH}}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}

@@ -4,6 +4,7 @@
 # Re-running a finished stage is a no-op; an interrupted one resumes or restarts (outputs are written atomically).
 # What counts as finished is one rule (salign.utils.stamp): a stamp of the inputs' content and the options.
 #
+#   (first)   config check     salign.bin.check_config   every config the run will read: unknown keys, types, ranges
 #   stage  0  corpus         local/corpus.sh           the recipe's own corpus step, if it has one (e.g. generation)
 #   stage  1  data prep        salign.bin.prep_mustc     MuST-C yaml+txt -> data/<set>/ (Kaldi data dirs)
 #   stage  2  speed perturb.   salign.bin.data_utils     data/train -> data/train_sp (only with --speed_perturb_factors)
@@ -198,6 +199,24 @@ if run_stage 11; then
   if [ "${num_nodes}" -gt 1 ] && [[ $(basename "${cuda_cmd%% *}") == local.sh ]]; then
     die "--num_nodes ${num_nodes}, but cuda_cmd=${cuda_cmd%% *} runs on this machine only" \
       "(fix: cuda_cmd=\${SALIGN_ROOT}/utils/queue/slurm.sh in cmd.sh, or --num_nodes 1)"
+  fi
+fi
+# every config this run will read, against its task's options and classes (unknown keys, types, ranges): one ERROR
+# line each, before any stage runs (salign.bin.check_config; no model is built)
+configs=()
+if run_stage 11; then
+  if [ "${pretrain_mt}" = true ] && [ -n "${mt_config}" ]; then configs+=(--config "${mt_config}"); fi
+  configs+=(--config "${st_config}")
+fi
+if run_stage 12 && [ -n "${inference_config}" ]; then configs+=(--decode_config "${inference_config}"); fi
+if [ "${#configs[@]}" -gt 0 ]; then
+  # configs checked before, unchanged, by the same checker: not again (each check costs an ESPnet start, ~8 s)
+  check=(--stamp "${expdir}/.check_config/$(printf '%s\n' "${model_family}" "${configs[@]}" | md5sum | cut -c1-16)"
+         --input "${SALIGN_ROOT}/salign/utils/config_check.py" --option "family=${model_family}")
+  for a in "${configs[@]}"; do if [ -f "${a}" ]; then check+=(--input "${a}"); fi; done
+  if ! fresh "${check[@]}" --what "config check" >/dev/null; then
+    python -m salign.bin.check_config --task "${model_family}" --quiet "${configs[@]}"
+    mkdir -p "${expdir}/.check_config" && python -m salign.bin.stamp write "${check[@]}"
   fi
 fi
 
