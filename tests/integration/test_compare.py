@@ -1,6 +1,6 @@
 """The comparison recipe (egs/mini_mustc/compare.sh --debug true --jobs 2) end to end in a scratch copy of the recipe:
-data once, one shared MT pre-training, four salign methods and ESPnet's stock ST model two at a time, one COMPARE.md
-table."""
+data once, one shared MT pre-training, four salign methods, ESPnet's stock ST model and the two speech-LLM rows (one
+shared LM pre-training; without and with AI-STA) two at a time, one COMPARE.md table."""
 from __future__ import annotations
 
 import os
@@ -8,12 +8,14 @@ import shutil
 import subprocess
 
 import pytest
+import yaml
 
 from tests.analysis.test_compare import table_rows
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 METHODS = ("baseline", "contrastive", "adversarial", "ot")
+LLM_ROWS = ("llm_baseline", "llm_ot")
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +38,14 @@ def test_one_row_per_method_plus_the_stock_model(recipe):
     table = (dst / "COMPARE.md").read_text()
     assert table in out  # also printed
     r = table_rows(table)
-    assert list(r) == [*METHODS, "stock_espnet"]
-    for m in METHODS:
+    assert list(r) == [*METHODS, "stock_espnet", *LLM_ROWS]
+    for m in (*METHODS, *LLM_ROWS):
         cells = r[m]
         assert all(c != "–" for c in cells[2:6]), cells  # ST (test, train subset), MT, ASR
         assert cells[7] != "–" and cells[8] != "–" and cells[9] != "–", cells  # R@1, cos gap, CKA
         assert cells[10] != "–" and cells[11].endswith(("K", "M")), cells  # time, params
     assert r["adversarial"][6] != "–" and r["baseline"][6] == "–"  # only S-Align has a modal network
+    assert "Shared LM pre-training on the same text (`exp/mt_train_lm_compare`" in table
     stock = r["stock_espnet"]
     assert stock[2] != "–" and stock[3] != "–" and stock[4] == stock[5] == "–"
     assert "nrefs:1|case:mixed" in table and "./compare.sh --debug true --jobs 2" in table
@@ -51,9 +54,9 @@ def test_one_row_per_method_plus_the_stock_model(recipe):
 
 def test_mt_pretraining_ran_once_and_every_model_started_from_it(recipe):
     dst, out = recipe
-    assert out.count("stage 11a: MT pre-training") == 1
+    assert out.count("stage 11a: MT pre-training") == 1 and out.count("stage 11a: LM pre-training") == 1
     exp = dst / "exp"
-    for row in (*METHODS, "stock_espnet"):  # each row ran in the background with its own log
+    for row in (*METHODS, "stock_espnet", *LLM_ROWS):  # each row ran in the background with its own log
         log = (exp / "compare_logs" / f"{row}.log").read_text()
         assert "stage 11a" not in log and f"row {row}: done" in out, row
     assert (exp / "mt_train_mt_compare" / ".train.stamp").is_file()
@@ -61,6 +64,12 @@ def test_mt_pretraining_ran_once_and_every_model_started_from_it(recipe):
         log = (exp / f"st_{m}" / "train.log").read_text()
         assert "init_from_mt exp/mt_train_mt_compare/" in log, m
         assert (exp / f"st_{m}" / "gap" / "gap.json").is_file() and (exp / f"st_{m}" / "RESULTS.md").is_file()
+    for m in LLM_ROWS:  # both LLM rows start from the one LM pre-training; only llm_ot aligns, on the layers picked
+        log = (exp / f"st_{m}" / "train.log").read_text()
+        assert "Loading pretrained params from exp/mt_train_lm_compare/valid.acc.best.pth:lm:lm" in log, m
+        assert ("ot_l" in log) == (m == "llm_ot"), m
+    layers = yaml.safe_load((exp / "st_llm_ot" / "layers.yaml").read_text())["layers"]
+    assert yaml.safe_load((exp / "st_llm_ot" / "config.yaml").read_text())["align_conf"]["layers_file"] and layers
     stock = (exp / "st_stock_espnet" / "train.log").read_text()
     assert "espnet2.bin.st_train" in stock and "ESPnetSTModel" in stock and "init_from_mt" not in stock
     decode = (exp / "st_stock_espnet" / "decode_st_tst-COMMON" / "logdir" / "decode.1.log").read_text()
@@ -93,7 +102,9 @@ def test_rerun_of_the_stock_row_is_a_noop_and_rewrites_the_table(recipe):
     proc = subprocess.run(["./compare.sh", "--debug", "true", "--stage", "3"], cwd=dst, env=env, capture_output=True,
                           text=True)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    assert "stage 11b" not in proc.stdout and "exp/st_stock_espnet is complete" in proc.stdout
+    assert "exp/st_stock_espnet is complete" in proc.stdout
+    for line in (ln for ln in proc.stdout.splitlines() if "[st.sh] stage 11" in ln):  # nothing is trained again
+        assert "complete" in line or "skipped" in line, line
     assert "stage 12: exp/st_stock_espnet/decode_st_tst-COMMON is complete" in proc.stdout
     assert "| `stock_espnet` |" in proc.stdout and "| `ot` |" in (dst / "COMPARE.md").read_text()
 
