@@ -8,6 +8,13 @@
     dtype: null                    # null (the checkpoint's float32 load) | float32 | bfloat16 | float16
     gradient_checkpointing: false
     add_bos: null                  # put the tokenizer's bos before the prompt; null: when the tokenizer itself does
+    save_frozen: false             # also write the frozen base weights into every checkpoint (see below)
+
+Checkpoints (ESPnet's ``checkpoint.pth``, ``<n>epoch.pth``, averaged and packed models) hold what training changes:
+with ``finetune: frozen`` or ``lora`` the LM's frozen base weights are left out (a 7B LM would add 14 GB to each
+epoch's file); they are read from ``path`` whenever the model is built, for training, resume and decoding alike. A
+fingerprint of the base (``config.json`` and the weight files' names and sizes) is saved instead, and a checkpoint
+loaded over a different base directory is a one-line error. ``save_frozen: true`` writes everything, as ESPnet does.
 
 Nothing is ever downloaded: the model and tokenizer load with ``local_files_only=True`` (and ``HF_HUB_OFFLINE=1`` is
 set if unset); a missing directory is a one-line error naming the path. Tokens are the LM tokenizer's: the task's
@@ -15,6 +22,7 @@ preprocessor (:mod:`salign.llm.preprocess`) tokenises ``text``/``src_text`` with
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,6 +34,19 @@ from salign.llm.lm import AbsCausalLM, LMOutput
 from salign.utils.io import InputError
 
 FINETUNE = ("frozen", "full", "lora")
+FINGERPRINT = "base_fingerprint"  # buffer name: 16 bytes of a hash of the base model directory (as float64 0..255)
+
+
+def base_fingerprint(model_dir: Path) -> torch.Tensor:
+    """16 bytes identifying a model directory's base weights: ``config.json`` and each weight file's name and size.
+
+    Float64 values 0..255: ESPnet's checkpoint averaging divides float tensors by n (exact here) and would sum
+    integer ones."""
+    h = hashlib.sha256((model_dir / "config.json").read_bytes())
+    for f in sorted(model_dir.iterdir()):
+        if f.suffix in (".safetensors", ".bin", ".pt", ".pth") and f.is_file():
+            h.update(f"{f.name}:{f.stat().st_size}".encode())
+    return torch.tensor(list(h.digest()[:16]), dtype=torch.float64)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -64,7 +85,8 @@ class HFCausalLM(AbsCausalLM):
 
     def __init__(self, path: Optional[str] = None, finetune: str = "lora", lora_conf: Optional[Dict[str, Any]] = None,
                  dtype: Optional[str] = None, gradient_checkpointing: bool = False,
-                 add_bos: Optional[bool] = None, attn_implementation: Optional[str] = None) -> None:
+                 add_bos: Optional[bool] = None, attn_implementation: Optional[str] = None,
+                 save_frozen: bool = False) -> None:
         """Load the model and tokenizer from ``path``; see the module doc for the options."""
         super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -101,6 +123,13 @@ class HFCausalLM(AbsCausalLM):
                 lora_dropout=float(conf.get("dropout", 0.05)), bias="none",
                 target_modules=conf.get("target_modules", ["q_proj", "k_proj", "v_proj", "o_proj"])))
         self.model = model
+        self._frozen = set()  # parameter names (relative to this module) left out of checkpoints
+        if not save_frozen and finetune != "full":
+            self._frozen = {n for n, p in self.named_parameters(remove_duplicate=False) if not p.requires_grad}
+            self.register_buffer(FINGERPRINT, base_fingerprint(model_dir))
+            self._register_state_dict_hook(HFCausalLM._drop_frozen)
+            self._register_load_state_dict_pre_hook(self._check_base, with_module=False)
+            self.register_load_state_dict_post_hook(HFCausalLM._allow_missing_frozen)
         eos = self.tokenizer.eos_token_id
         if eos is None:
             eos = getattr(self.config, "eos_token_id", None)
@@ -112,6 +141,33 @@ class HFCausalLM(AbsCausalLM):
         if add_bos is None:
             add_bos = bos is not None and self.tokenizer("a")["input_ids"][:1] == [bos]
         self._bos = [int(bos)] if add_bos and bos is not None else []
+
+    @staticmethod
+    def _drop_frozen(module: "HFCausalLM", state_dict: Dict[str, Any], prefix: str, _meta: Any) -> None:
+        """State-dict hook: leave the frozen base weights out (they are read from ``path``)."""
+        for name in module._frozen:
+            state_dict.pop(prefix + name, None)
+
+    def _check_base(self, state_dict: Dict[str, Any], prefix: str, *_args: Any) -> None:
+        """Load pre-hook: a checkpoint without the frozen weights must come from the same base directory."""
+        saved = state_dict.get(prefix + FINGERPRINT)
+        if saved is None:  # a checkpoint that holds every weight (save_frozen, or written before this option)
+            state_dict[prefix + FINGERPRINT] = getattr(self, FINGERPRINT).clone()
+            return
+        if not torch.equal(saved.detach().cpu().double(), getattr(self, FINGERPRINT).cpu()):
+            raise InputError("the checkpoint was trained on another base LM than this directory (its frozen weights "
+                             "are not in the checkpoint)", self.path,
+                             fix="set lm_conf.path (config.yaml, or --lm_conf path=DIR) to the directory it was "
+                                 "trained with")
+
+    @staticmethod
+    def _allow_missing_frozen(module: "HFCausalLM", incompatible: Any) -> None:
+        """Load post-hook: the frozen base weights missing from a checkpoint are not an error (strict loads too)."""
+        frozen = module._frozen
+        if not frozen:
+            return
+        kept = [k for k in incompatible.missing_keys if not any(k == n or k.endswith("." + n) for n in frozen)]
+        incompatible.missing_keys[:] = kept
 
     @property
     def hidden_size(self) -> int:

@@ -80,22 +80,55 @@ def test_hf_lm_trains_through_espnet(family, finetune, tiny_data, tmp_path, requ
     assert sorted(stats) == [1, 2] and "loss_st" in stats[1] and "loss_mt" in stats[1]
     assert stats[2]["loss_ctc"] < stats[1]["loss_ctc"]  # the speech side learns
 
-    # the LM's own weights are untouched by LoRA / freezing; the adapters (LoRA) and the projector moved
+    # checkpoints leave the frozen base weights out (read from lm_conf.path); the adapters (LoRA) moved
     original = load_file(str(lm_dir / "model.safetensors"))
     trained = torch.load(exp / "valid.acc.ave.pth", map_location="cpu")
-    prefix = "lm.model.base_model.model." if finetune == "lora" else "lm.model."
-    checked = 0
-    for key, value in original.items():
-        name = prefix + key
-        name = name if name in trained else name.replace(".weight", ".base_layer.weight").replace(
-            ".bias", ".base_layer.bias")
-        assert torch.equal(trained[name], value), name
-        checked += 1
-    assert checked == len(original)
+    assert not any(".base_layer." in k for k in trained) and "lm.base_fingerprint" in trained
+    assert all(k.startswith(("encoder.", "projector.", "ctc.", "normalize.", "lm.model.base_model.model.") if
+                              finetune == "lora" else ("encoder.", "projector.", "ctc.", "normalize.")) or
+               k == "lm.base_fingerprint" for k in trained), sorted(trained)
     if finetune == "lora":
         assert any("lora_B" in k and trained[k].abs().sum() > 0 for k in trained)
+        assert all("lora_" in k for k in trained if k.startswith("lm.model."))
 
     from salign.llm.task import LLMSTTask
 
+    # the model built from the files has the LM's own weights, untouched by LoRA / freezing
     model, _ = LLMSTTask.build_model_from_file(exp / "config.yaml", exp / "valid.acc.ave.pth")
     assert model.lm.path == str(lm_dir)
+    state = {k: v for k, v in model.state_dict(keep_vars=True).items()}
+    params = dict(model.named_parameters())
+    prefix = "lm.model.base_model.model." if finetune == "lora" else "lm.model."
+    for key, value in original.items():
+        name = prefix + key
+        name = name if name in params else name.replace(".weight", ".base_layer.weight").replace(
+            ".bias", ".base_layer.bias")
+        assert torch.equal(params[name].detach(), value), name
+    assert state["lm.base_fingerprint"] is not None
+    if finetune != "lora":
+        return
+    # resume is strict in ESPnet's trainer: the checkpoint without the base weights resumes
+    run_tool("salign.bin.llm_train", llm_args(tiny_data, exp, HF_CONFIG, tokens=False)
+             + ["--lm_conf", f"path={lm_dir}", "--max_epoch", "3", "--resume", "true"], tmp_path, "log_resume")
+    assert sorted(epoch_stats((tmp_path / "log_resume").read_text())) == [3]
+
+
+def test_checkpoint_over_another_base_lm_is_one_line_error(tiny_data, tiny_qwen2, tmp_path):
+    """A checkpoint without the frozen weights, decoded over a different base directory: one line naming it."""
+    import shutil
+
+    from salign.llm.hf_lm import base_fingerprint
+    from salign.llm.task import LLMSTTask
+    from salign.testing.tiny_llm import make_tiny_hf_lm
+    from salign.utils.io import InputError
+
+    other = make_tiny_hf_lm(tmp_path / "other", "qwen2", hidden_size=48)
+    assert not torch.equal(base_fingerprint(other), base_fingerprint(tiny_qwen2))
+    exp = tmp_path / "exp"
+    run_tool("salign.bin.llm_train", llm_args(tiny_data, exp, HF_CONFIG, tokens=False)
+             + ["--lm_conf", f"path={tiny_qwen2}", "--max_epoch", "1"], tmp_path, "log")
+    config = (exp / "config.yaml").read_text().replace(str(tiny_qwen2), str(tmp_path / "moved"))
+    shutil.copytree(other, tmp_path / "moved")
+    (exp / "config_moved.yaml").write_text(config)
+    with pytest.raises(InputError, match="another base LM"):
+        LLMSTTask.build_model_from_file(exp / "config_moved.yaml", exp / "valid.acc.ave.pth")
