@@ -34,6 +34,9 @@ from salign.decode.batch_beam_search import BatchBeamSearch, Hyp
 from salign.llm.lm import TinyCausalLM
 from salign.llm.model import LMBatch, SpeechLLMModel
 
+#: utterances per speech-encoder call when decoding on a CPU (see :meth:`LLMDecoder._speech`)
+CPU_ENCODE_CHUNK = 8
+
 
 def reorder_cache(cache: Any, rows: torch.Tensor) -> Any:
     """Cache rows ``rows`` (in that order): our tiny LM's list of (key, value) or a Hugging Face ``Cache``."""
@@ -136,12 +139,23 @@ class LLMDecoder:
         return [h[: self.nbest] for h in hyps]
 
     def _speech(self, task: str, speech: Sequence[torch.Tensor]) -> List[List[Hyp]]:
-        """Speech prompts, encoded in a batch with each utterance's own frames (as when encoded alone)."""
+        """Speech prompts, encoded with each utterance's own frames (as when encoded alone), then one search.
+
+        On a CPU the speech is encoded ``CPU_ENCODE_CHUNK`` utterances at a time (measured ~2x faster for the conv
+        front ends than one call over 32: the activations stay in cache); on a GPU in one call."""
+        from espnet.nets.pytorch_backend.nets_utils import pad_list
+
         from salign.decode.decoder import exact_subsampling_masks
 
-        x, lengths = self._pad(speech, self.dtype)
+        chunk = CPU_ENCODE_CHUNK if torch.device(self.device).type == "cpu" else len(speech)
+        embeds: List[torch.Tensor] = []
         with exact_subsampling_masks(self.model):
-            return self.decode_prompts(self.model.prompt_inputs(task, x, lengths))
+            for i in range(0, len(speech), max(chunk, 1)):
+                x, lengths = self._pad(speech[i: i + chunk], self.dtype)
+                emb, lens = self.model.speech_embeds(*self.model.encode_speech(x, lengths))
+                embeds += [emb[j, : int(n)] for j, n in enumerate(lens)]
+        lens = torch.tensor([e.size(0) for e in embeds], dtype=torch.long, device=embeds[0].device)
+        return self.decode_prompts(self.model.assemble(task, pad_list(embeds, 0.0), lens, left_pad=True))
 
     @torch.no_grad()
     def st(self, speech: Sequence[torch.Tensor]) -> List[List[Hyp]]:

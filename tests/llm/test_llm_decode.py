@@ -174,3 +174,22 @@ def test_vocab_text(tiny_qwen2):
     text, tokens, got, _ = v.target([t_eos, 5, 0, 6, t_eos], 0.0)
     assert got == [5, 6] and tokens == [tiny.lm.token_list[5], tiny.lm.token_list[6]]
     assert text == " ".join(tokens)
+
+
+def test_speech_encoded_in_chunks_decodes_as_in_one_call(monkeypatch):
+    """On a CPU the decoder encodes the speech a few utterances at a time: the same hypotheses as one encoder call
+    over the padded batch (each utterance keeps its own frames)."""
+    import salign.llm.decode as dec
+
+    model = build_model("tiny").eval()
+    b = fake_batch(model)
+    speech = [b["speech"][i, : int(n)] for i, n in enumerate(b["speech_lengths"])]
+    assert len(speech) > 2
+    whole = ours(model, prompts(model), 2)
+    results = []
+    for chunk in (1, 2, 100):
+        monkeypatch.setattr(dec, "CPU_ENCODE_CHUNK", chunk)
+        results.append(dec.LLMDecoder(model, beam_size=2, maxlenratio=-N_NEW, nbest=2).st(speech))
+    for res in results:
+        assert [[list(h.yseq) for h in n] for n in res] == [[list(h.yseq) for h in n] for n in whole]
+        assert all(abs(float(a.score) - float(c.score)) < 1e-4 for n, m in zip(res, whole) for a, c in zip(n, m))
