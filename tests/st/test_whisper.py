@@ -265,7 +265,7 @@ def wav_data(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_llm_train_cli_runs_a_step_with_whisper(wav_data):
     """``python -m salign.bin.llm_train --encoder whisper`` on 16 kHz wav files: one update, then the saved config
-    rebuilds the model without the checkpoint file."""
+    rebuilds the model without the checkpoint file, and ``st_inference`` decodes every utterance with it."""
     conf = yaml.safe_load((REPO / "tests" / "conf" / "train_st_llm_tiny_test.yaml").read_text())
     conf.update(input_size=1, normalize=None, encoder="whisper", max_epoch=1, num_iters_per_epoch=1, batch_size=2,
                 encoder_conf={"checkpoint": "downloads/whisper-tiny.pt", "output_size": 32},
@@ -293,3 +293,11 @@ def test_llm_train_cli_runs_a_step_with_whisper(wav_data):
     model, _ = LLMSTTask.build_model_from_file(exp / "config.yaml", exp / "1epoch.pth")
     assert isinstance(model.encoder, WhisperEncoder)
     assert not any(p.requires_grad for p in model.encoder.parameters())
+    out = wav_data / "decode_st"
+    run_tool("salign.bin.st_inference", ["--task", "st", "--st_train_config", exp / "config.yaml",
+                                         "--st_model_file", exp / "1epoch.pth", "--beam_size", "2",
+                                         "--maxlenratio", "-3", "--data_path_and_name_and_type",
+                                         f"{wav_data}/wav.scp,speech,sound", "--output_dir", out, "--ngpu", "0"],
+             wav_data, "decode.log")
+    keys = {line.split()[0] for line in (wav_data / "text").read_text().splitlines()}
+    assert {line.split()[0] for line in (out / "1best_recog" / "token_int").read_text().splitlines()} == keys
