@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 from espnet2.asr.ctc import CTC
@@ -58,12 +58,6 @@ class LLMSTTask(SpeechTaskMixin, STTask):
         lm_choices,
         align_choices,
     ]
-
-    @classmethod
-    def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
-        """As S-Align's (``speech``, ``src_text``), plus the language labels of the MoE projector's language loss
-        in training: ``lang`` (one id per utterance) and ``lang_frames`` (one per stacked frame, -1 unknown)."""
-        return () if inference else ("speech", "src_text", "lang", "lang_frames")
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from espnet.nets.pytorch_backend.nets_utils import th_accuracy
@@ -31,6 +31,7 @@ from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.torch_utils.device_funcs import force_gatherable
 from typeguard import typechecked
 
+from salign.llm.projector import AbsProjector
 from salign.losses.abs_align import AbsAlign, AlignBatch
 from salign.st.shrink import ctc_shrink, frame_tokens
 from salign.utils.clock import UpdateClock
@@ -82,6 +83,7 @@ class SAlignSTModel(SpeechTextModel):
         ctc: CTC,
         align: Optional[AbsAlign],
         st_ctc: Optional[CTC],
+        adapter: Optional[AbsProjector] = None,
         st_weight: float = 0.7,
         asr_weight: float = 0.3,
         mt_weight: float = 0.5,
@@ -103,6 +105,7 @@ class SAlignSTModel(SpeechTextModel):
         sym_sos: str = "<sos/eos>",
         sym_eos: str = "<sos/eos>",
         extract_feats_in_collect_stats: bool = True,
+        src_lang: Optional[str] = None,
     ) -> None:
         """Assemble the model; the arguments after ``st_ctc`` are ``model_conf`` in the YAML.
 
@@ -117,6 +120,11 @@ class SAlignSTModel(SpeechTextModel):
         textual encoder sees every acoustic frame). ``freeze_encoder_updates``: the acoustic front end (frontend,
         pre-encoder, encoder) runs under no-grad (frozen, its forward paid once) for that many updates.
         Updates are counted from 0: the first optimizer step's micro-batches all see update 0.
+
+        ``adapter`` (``--speech_adapter moe``): a projector with routing between A-enc and T-enc, on every A-enc frame
+        before the CTC shrink (stack 1; it replaces the Linear adapter), whose auxiliary losses (language, balance)
+        are added on speech batches; ``src_lang`` names a speech batch's language group when the batch carries no
+        ``lang``/``lang_frames`` labels.
         """
         super().__init__()
         dim = text_encoder.output_size()
@@ -156,7 +164,12 @@ class SAlignSTModel(SpeechTextModel):
         torch.nn.init.normal_(self.src_embed.weight, mean=0.0, std=dim ** -0.5)
         self.positions = SinusoidalPositions(dim, input_dropout)
         a_dim = encoder.output_size()
-        self.speech_proj = torch.nn.Linear(a_dim, dim) if a_dim != dim else torch.nn.Identity()
+        self.adapter, self.src_lang = adapter, src_lang
+        if adapter is not None and (adapter.stack != 1 or adapter.output_size() != dim):
+            raise ValueError(f"speech_adapter_conf: the adapter between A-enc and T-enc needs stack 1 and output {dim} "
+                             f"(got stack {adapter.stack}, output {adapter.output_size()})")
+        self.speech_proj = (torch.nn.Linear(a_dim, dim) if a_dim != dim and adapter is None
+                            else torch.nn.Identity())
         self.speech_norm = torch.nn.LayerNorm(dim)
 
         if tie_embeddings:
@@ -247,10 +260,11 @@ class SAlignSTModel(SpeechTextModel):
         """A-enc output -> textual-encoder input of the speech branch, its lengths and CTC tokens per position."""
         log_probs = self.ctc.log_softmax(aenc)
         tokens = frame_tokens(log_probs.detach(), sample=self.training and self.shrink_sample)
+        x = self.adapter(aenc, alens)[0] if self.adapter is not None else aenc
         if self.shrink_active():
-            feats, lengths, tokens = ctc_shrink(aenc, alens, tokens)
+            feats, lengths, tokens = ctc_shrink(x, alens, tokens)
         else:
-            feats, lengths = aenc, alens
+            feats, lengths = x, alens
             tokens = tokens.masked_fill(~length_mask(alens, aenc.size(1)), -1)
         return self.speech_norm(self.speech_proj(feats)), lengths, tokens
 
@@ -295,9 +309,14 @@ class SAlignSTModel(SpeechTextModel):
         acc = th_accuracy(logits.view(-1, self.vocab_size), ys_out, ignore_label=self.ignore_id)
         return loss, torch.tensor(acc, device=loss.device)
 
+    def batch_extras(self, fields: Dict[str, Any]) -> Dict[str, Any]:
+        """Optional language labels for the adapter's language loss: ``lang`` (B,) / ``lang_frames`` (B, T_aenc)."""
+        return {k: fields[k] for k in ("lang", "lang_frames") if fields.get(k) is not None}
+
     def compute_loss(self, text: torch.Tensor, text_lengths: torch.Tensor, speech: Optional[torch.Tensor],
                      speech_lengths: Optional[torch.Tensor], src_text: Optional[torch.Tensor],
-                     src_text_lengths: Optional[torch.Tensor]
+                     src_text_lengths: Optional[torch.Tensor], lang: Optional[torch.Tensor] = None,
+                     lang_frames: Optional[torch.Tensor] = None
                      ) -> Tuple[torch.Tensor, Dict[str, Optional[torch.Tensor]], torch.Tensor]:
         """Multi-task loss on one batch (``forward``, ESPnet's contract, checks and trims it first)."""
         u = self.num_updates  # updates done before this one (the clock moves at the end of a training forward)
@@ -317,6 +336,12 @@ class SAlignSTModel(SpeechTextModel):
                 loss = loss + ctc_w * loss_asr
                 stats["loss_asr"] = loss_asr.detach()
             s_in, s_lens, s_tok = self.speech_input(aenc, alens)
+            if self.adapter is not None:
+                aux, aux_stats = self.adapter.aux_losses(lang=lang, lang_frames=lang_frames, src_lang=self.src_lang)
+                for name, (weight, value) in aux.items():
+                    loss = loss + weight * value
+                    stats[name] = value.detach()
+                stats.update(aux_stats)
             s_out, s_layers = self.text_encode(s_in, s_lens, need_layers)
             if self.st_weight > 0 and (st_on or not self.training):
                 loss_st, acc_st = self.decoder_loss(s_out, s_lens, text, text_lengths)

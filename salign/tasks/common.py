@@ -51,8 +51,9 @@ class SpeechTaskMixin:
 
     @classmethod
     def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
-        """``speech`` and ``src_text`` (transcript) are optional in training."""
-        return () if inference else ("speech", "src_text")
+        """``speech`` and ``src_text`` (transcript) are optional in training, and the language labels of a routing
+        projector's language loss (``moe``): ``lang`` (one id per utterance), ``lang_frames`` (one per frame)."""
+        return () if inference else ("speech", "src_text", "lang", "lang_frames")
 
     @classmethod
     def build_model_from_file(cls, config_file=None, model_file=None, device: str = "cpu"):

@@ -29,6 +29,8 @@ from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str_or_none
 
+from salign.llm.moe import MoEProjector
+from salign.llm.projector import AbsProjector
 from salign.losses.abs_align import AbsAlign
 from salign.losses.registry import ALIGN_METHODS
 from salign.st.model import SAlignSTModel
@@ -50,6 +52,11 @@ preencoder_choices = ClassChoices(
     "preencoder", classes=dict(espnet_st.preencoder_choices.classes, stack=FrameStack), type_check=AbsPreEncoder,
     default=None, optional=True)
 align_choices = ClassChoices("align", classes=ALIGN_METHODS, type_check=AbsAlign, default=None, optional=True)
+#: between A-enc and T-enc: none (a Linear to T-enc's width + LayerNorm, after the CTC shrink) or ``moe`` (the MoE
+#: projector of the speech-LLM family, on every A-enc frame before the shrink; stack 1)
+#: (``--speech_adapter``: ESPnet's own ``--adapter`` is its LoRA/Houlsby option)
+adapter_choices = ClassChoices("speech_adapter", classes=dict(moe=MoEProjector), type_check=AbsProjector,
+                               default=None, optional=True)
 align_choices.classes = ALIGN_METHODS  # the registry itself, not a copy: a method registered later is a choice too
 
 #: parameter groups an MT checkpoint initialises by default (the acoustic side is not trained in MT pre-training)
@@ -68,6 +75,7 @@ class SAlignSTTask(SpeechTaskMixin, STTask):
         text_encoder_choices,
         decoder_choices,
         align_choices,
+        adapter_choices,
         espnet_st.preprocessor_choices,
     ]
 
@@ -158,11 +166,15 @@ class SAlignSTTask(SpeechTaskMixin, STTask):
         if getattr(args, "align", None) is not None:
             align = align_choices.get_class(args.align)(dim=dim, **args.align_conf)
 
+        adapter = None
+        if getattr(args, "speech_adapter", None) is not None:
+            adapter = adapter_choices.get_class(args.speech_adapter)(input_size=encoder.output_size(),
+                                                                     output_size=dim, **args.speech_adapter_conf)
         model = SAlignSTModel(
             vocab_size=len(token_list), token_list=token_list, src_vocab_size=len(src_token_list),
             src_token_list=src_token_list, frontend=frontend, specaug=specaug, normalize=normalize,
             preencoder=preencoder, encoder=encoder, text_encoder=text_encoder, decoder=decoder, ctc=ctc,
-            align=align, st_ctc=st_ctc, **model_conf)
+            align=align, st_ctc=st_ctc, adapter=adapter, **model_conf)
         if args.init is not None:
             initialize(model, args.init)
         model.clock.accum_grad = int(getattr(args, "accum_grad", 1) or 1)
