@@ -35,9 +35,8 @@ Language labels (ids are positions in ``groups``; -1 = unknown, ignored), in the
    ST/ASR) batch is labelled ``src_lang``.
 4. none of these: no language loss (``loss_lang`` and ``route_acc`` are absent from the stats, not zero).
 
-Both batch fields are ESPnet data files read as ``text_int`` (``utt_id 0`` / ``utt_id 0 0 1 1 -1``); the
-speech-LLM task does not list them among its data names yet, so training with them needs
-``--allow_variable_data_keys true``.
+Both batch fields are ESPnet data files read as ``text_int`` (``utt_id 0`` / ``utt_id 0 0 1 1 -1``), optional
+training data of both tasks (``--train_data_path_and_name_and_type lang_frames,lang_frames,text_int``).
 """
 from __future__ import annotations
 
