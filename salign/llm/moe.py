@@ -78,7 +78,8 @@ class MoEProjector(AbsProjector):
     def __init__(self, input_size: int, output_size: int, stack: int = 1, groups: Sequence[str] = ("en", "es"),
                  experts_per_group: int = 4, top_k: int = 2, hidden_size: int = 0, activation: str = "gelu",
                  dropout: float = 0.0, group_routing: str = "soft", renormalize: bool = True,
-                 lang_weight: float = 0.1, balance_weight: float = 0.01, lang_from_src_lang: bool = True) -> None:
+                 lang_weight: float = 0.1, balance_weight: float = 0.01, lang_from_src_lang: bool = True,
+                 transition_weight: float = 0.0, transition_from: Optional[str] = None) -> None:
         """``groups``: one expert group per language (names as ``model_conf.src_lang``); ``experts_per_group``
         experts each, ``top_k`` (1 <= k <= experts_per_group) of them used per frame and group; expert = Linear
         (``hidden_size``, 0 = ``output_size``) -> ``activation`` -> ``dropout`` -> Linear. ``group_routing``: soft
@@ -86,8 +87,13 @@ class MoEProjector(AbsProjector):
         ``renormalize``: the top-k weights of a group sum to one (with ``top_k: 1`` the expert router then learns
         from the balance loss only). ``lang_weight``, ``balance_weight``: the auxiliary losses' weights (0 = the
         loss is still logged but not trained). ``lang_from_src_lang``: without ``lang``/``lang_frames`` in the batch,
-        label every frame with the model's ``src_lang``."""
+        label every frame with the model's ``src_lang``. ``transition_weight``, ``transition_from``: the transition
+        loss towards the previous training stage's projector, read from that stage's model file (see
+        :meth:`aux_losses`; loaded at the first training forward, never for decoding)."""
         super().__init__(input_size, output_size, stack)
+        if transition_weight < 0 or (transition_weight > 0 and not transition_from):
+            raise ValueError("projector_conf.transition_weight > 0 needs transition_from: the previous stage's model "
+                             "file (and the weight must be >= 0)")
         groups = list(groups)
         if len(groups) < 1 or len(set(groups)) != len(groups):
             raise ValueError(f"projector_conf.groups must be distinct language names, got {groups}")
@@ -112,6 +118,47 @@ class MoEProjector(AbsProjector):
             for _ in range(self.num_groups * experts_per_group))
         self.last_route: Optional[Dict[str, torch.Tensor]] = None
         self.last_aux: Dict[str, torch.Tensor] = {}
+        self.transition_weight, self.transition_from = transition_weight, transition_from
+        self._previous: List["MoEProjector"] = []  # the previous stage's frozen copy (a list: not a submodule)
+
+    def previous_stage(self) -> "MoEProjector":
+        """The previous stage's projector, frozen: this module's architecture with the parameters of
+        ``transition_from``'s (the model file's keys ending in this projector's parameter names, under one prefix:
+        ``projector.`` in a speech LLM, ``adapter.`` in S-Align)."""
+        if not self._previous:
+            from salign.utils.io import InputError
+
+            try:
+                state = torch.load(self.transition_from, map_location="cpu", weights_only=False)
+            except FileNotFoundError:
+                raise InputError("no such model file (projector_conf.transition_from)", self.transition_from,
+                                 fix="train the previous stage first, or point transition_from at its model file"
+                                 ) from None
+            own = self.state_dict()
+            for prefix in ("projector.", "adapter.", ""):
+                sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix):] in own}
+                if set(sub) == set(own):
+                    break
+            else:
+                raise InputError("the model file has no MoE projector of this shape (projector.* / adapter.* keys)",
+                                 self.transition_from, fix="point transition_from at the previous stage's model "
+                                 "file, trained with the same projector_conf")
+            import copy
+
+            route, aux, self.last_route, self.last_aux = self.last_route, self.last_aux, None, {}
+            try:  # (the last forward's routing is part of the autograd graph: not copied)
+                prev = copy.deepcopy(self)
+            finally:
+                self.last_route, self.last_aux = route, aux
+            prev._previous, prev.transition_weight = [], 0.0
+            prev.load_state_dict(sub)
+            prev.requires_grad_(False).eval()
+            self._previous.append(prev)
+        prev = self._previous[0]
+        device = next(self.parameters()).device
+        if next(prev.parameters()).device != device:
+            prev.to(device)
+        return prev
 
     @property
     def num_experts(self) -> int:
@@ -163,6 +210,9 @@ class MoEProjector(AbsProjector):
         if out is None:
             out = flat.new_zeros(b * t, self.out_size)
         self.last_route = dict(r, mask=mask)
+        if self.training and self.transition_weight > 0:
+            with torch.no_grad():
+                self.last_route["prev_group_logp"] = self.previous_stage().route(flat)["group_logp"]
         return out.view(b, t, self.out_size)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -211,9 +261,11 @@ class MoEProjector(AbsProjector):
           group and argmax expert in it is expert i (i = group · experts_per_group + e), ``group_{name}`` = share of
           valid frames whose argmax group is that language.
 
-        The transition loss of the multi-stage training would be added here (e.g. a divergence between this
-        routing and the previous stage's frozen projector's on the same frames): not implemented, it needs that
-        model.
+        * ``loss_transition`` (training, ``transition_weight`` > 0) = ``1/N Σ_t KL(p_prev(g | x_t) || p(g | x_t))``
+          over the valid frames: the group routing of the previous stage's frozen projector
+          (``transition_from``) on the same frames, which this stage's group router is kept close to while the data
+          shifts (e.g. monolingual -> code-switched, with earlier-stage data replayed in the batches); 0 when the
+          two projectors are equal.
         """
         r = self.last_route
         if r is None:
@@ -244,6 +296,10 @@ class MoEProjector(AbsProjector):
         per_group = self.experts_per_group * (frac * prob).sum(-1)
         present = (count > 0).to(per_group.dtype)
         losses["loss_balance"] = (self.balance_weight, (per_group * present).sum() / present.sum().clamp(min=1))
+        if "prev_group_logp" in r:
+            prev_logp = r["prev_group_logp"][valid]
+            kl = (prev_logp.exp() * (prev_logp - group_logp)).sum(-1)
+            losses["loss_transition"] = (self.transition_weight, kl.mean() if n else kl.sum())
 
         stats["router_entropy"] = (-(p_group * group_logp).sum(-1)).mean().detach() if n else p_group.new_zeros(())
         load = torch.einsum("ng,nge->ge", in_group, top_expert).reshape(-1) / max(n, 1)

@@ -301,3 +301,67 @@ def test_llm_train_step_with_moe_and_frame_labels(tiny_data, tmp_path):
 def test_example_config_names_the_moe_projector():
     conf = yaml.safe_load((REPO / "conf" / "train_st_llm_moe.yaml").read_text())
     assert conf["projector"] == "moe" and conf["model_conf"]["src_lang"] in conf["projector_conf"]["groups"]
+
+
+def saved_model_file(proj: MoEProjector, path, prefix: str = "projector."):
+    """A model file of a previous stage holding ``proj`` under ``prefix`` (plus another module's weights)."""
+    state = {prefix + k: v.clone() for k, v in proj.state_dict().items()}
+    state["encoder.embed.weight"] = torch.zeros(2, 2)
+    torch.save(state, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("prefix", ["projector.", "adapter."])
+def test_transition_loss_is_zero_against_an_identical_previous_stage(tmp_path, prefix):
+    torch.manual_seed(0)
+    prev = make()
+    cur = make(transition_weight=0.5, transition_from=saved_model_file(prev, tmp_path / "prev.pth", prefix))
+    cur.load_state_dict(prev.state_dict())
+    x, lengths = torch.randn(2, 5, D), torch.tensor([5, 3])
+    cur.train()(x, lengths)
+    losses, _ = cur.aux_losses()
+    weight, value = losses["loss_transition"]
+    assert weight == 0.5 and float(value) == pytest.approx(0.0, abs=1e-6)
+    # the previous stage is frozen, outside the module tree: not trained, not saved
+    assert not any("previous" in k for k in cur.state_dict()) and len(list(cur.parameters())) == len(
+        list(prev.parameters()))
+
+
+def test_transition_loss_grows_with_the_routing_shift_and_trains_the_group_router_only(tmp_path):
+    torch.manual_seed(0)
+    prev = make()
+    cur = make(transition_weight=1.0, transition_from=saved_model_file(prev, tmp_path / "prev.pth"))
+    cur.load_state_dict(prev.state_dict())
+    x, lengths = torch.randn(2, 5, D), torch.tensor([5, 3])
+    values = []
+    for shift in (0.0, 0.5, 2.0):
+        with torch.no_grad():
+            cur.group_router.bias.copy_(prev.group_router.bias + torch.tensor([shift, -shift]))
+        cur.zero_grad()
+        cur.train()(x, lengths)
+        value = cur.aux_losses()[0]["loss_transition"][1]
+        values.append(float(value))
+        value.backward()
+    assert values[0] == pytest.approx(0.0, abs=1e-6) and 0 < values[1] < values[2]
+    assert cur.group_router.weight.grad.abs().sum() > 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in cur.experts.parameters())
+    # the reference kept the previous stage's weights (a KL to itself would be 0 whatever the shift)
+    assert torch.equal(cur.previous_stage().group_router.bias, prev.group_router.bias)
+
+
+def test_transition_loss_only_in_training_and_clear_errors(tmp_path):
+    prev = make()
+    cur = make(transition_weight=1.0, transition_from=str(tmp_path / "missing.pth"))
+    cur.eval()(torch.randn(1, 3, D), torch.tensor([3]))  # decoding never reads the previous stage
+    assert "loss_transition" not in cur.aux_losses()[0]
+    from salign.utils.io import InputError
+
+    with pytest.raises(InputError, match="no such model file"):
+        cur.train()(torch.randn(1, 3, D), torch.tensor([3]))
+    other = make(experts_per_group=3)
+    cur = make(transition_weight=1.0, transition_from=saved_model_file(other, tmp_path / "other.pth"))
+    with pytest.raises(InputError, match="no MoE projector of this shape"):
+        cur.train()(torch.randn(1, 3, D), torch.tensor([3]))
+    with pytest.raises(ValueError, match="transition_from"):
+        make(transition_weight=1.0)
+    del prev
