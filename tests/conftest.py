@@ -10,6 +10,11 @@ from typing import List, Sequence
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel workers (pytest.ini: -n auto): one thread each, also for the
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"  # recipes and CLIs they start
+    import torch
+
+    torch.set_num_threads(1)
 TEST_CONFIG = REPO / "tests" / "conf" / "train_st_salign_test.yaml"  # tiny configs for tests: tests/conf/
 
 
