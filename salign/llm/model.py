@@ -25,6 +25,7 @@ import torch
 from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from espnet2.asr.preencoder.abs_preencoder import AbsPreEncoder
 from espnet2.asr.specaug.abs_specaug import AbsSpecAug
 from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.torch_utils.device_funcs import force_gatherable
@@ -87,6 +88,7 @@ class SpeechLLMModel(SpeechTextModel):
         extract_feats_in_collect_stats: bool = True,
         *,
         align: Optional[AbsAlign] = None,
+        preencoder: Optional[AbsPreEncoder] = None,
     ) -> None:
         """Assemble the model; the arguments after ``ctc`` are ``model_conf`` in the YAML.
 
@@ -102,6 +104,7 @@ class SpeechLLMModel(SpeechTextModel):
         if ctc_weight > 0 and ctc is None:
             raise ValueError("model_conf.ctc_weight > 0 needs a CTC head (the task builds one when it is > 0)")
         self.frontend, self.specaug, self.normalize = frontend, specaug, normalize
+        self.preencoder = preencoder  # (keyword, from --preencoder: e.g. fbank frame stacking before the encoder)
         self.encoder, self.projector, self.lm, self.ctc = encoder, projector, lm, ctc
         if projector.output_size() != lm.hidden_size:
             raise ValueError(f"projector output {projector.output_size()} != LM width {lm.hidden_size}")
@@ -134,6 +137,8 @@ class SpeechLLMModel(SpeechTextModel):
                 feats, flens = self.specaug(feats, flens)
             if self.normalize is not None:
                 feats, flens = self.normalize(feats, flens)
+            if self.preencoder is not None:
+                feats, flens = self.preencoder(feats, flens)
             out, olens, _ = self.encoder(feats, flens)
         if isinstance(out, tuple):
             out = out[0]

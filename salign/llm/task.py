@@ -1,11 +1,11 @@
 """ESPnet task registration of the speech-LLM family: ``LLMSTTask`` (a subclass of ESPnet's ``STTask``).
 
 Class choices (each adds ``--<name>`` and ``--<name>_conf``, listed by ``--print_config`` and saved in config.yaml):
-frontend, specaug, normalize, encoder (ESPnet's encoders + ``hubert``, ``whisper``), projector (``linear``,
-``mlp``, ``moe``: language expert groups, salign/llm/moe.py), lm (``tiny``: our small causal LM over
-``--token_list``; ``hf``: a local Hugging Face causal LM, frozen/full/LoRA), align (the loss package's registry:
-``ot`` between speech and transcript states at chosen LM layers -- AI-STA -- or any other method, composable with
-``multi``; ``align_conf.layers_file`` reads ``select_layers``' output).
+frontend, specaug, normalize, preencoder (``stack``), encoder (ESPnet's encoders + ``hubert``, ``whisper``),
+projector (``linear``, ``mlp``, ``moe``: language expert groups, salign/llm/moe.py), lm (``tiny``: our small causal
+LM over ``--token_list``; ``hf``: a local Hugging Face causal LM, frozen/full/LoRA), align (the loss package's
+registry: ``ot`` between speech and transcript states at chosen LM layers -- AI-STA -- or any other method,
+composable with ``multi``; ``align_conf.layers_file`` reads ``select_layers``' output).
 
 Tokenisation: with ``--lm tiny`` ESPnet's own preprocessor maps ``text``/``src_text`` through ``--token_list`` /
 ``--bpemodel`` (one joint list: the transcript is LM input too); with ``--lm hf`` the task's preprocessor is
@@ -33,7 +33,7 @@ from salign.llm.moe import MoEProjector
 from salign.llm.projector import AbsProjector, LinearProjector, MLPProjector
 from salign.losses.abs_align import AbsAlign
 from salign.losses.registry import ALIGN_METHODS
-from salign.tasks.common import SpeechTaskMixin, encoder_choices, read_token_list
+from salign.tasks.common import SpeechTaskMixin, encoder_choices, preencoder_choices, read_token_list
 from salign.utils.io import InputError
 
 projector_choices = ClassChoices(
@@ -53,6 +53,7 @@ class LLMSTTask(SpeechTaskMixin, STTask):
         espnet_st.frontend_choices,
         espnet_st.specaug_choices,
         espnet_st.normalize_choices,
+        preencoder_choices,
         encoder_choices,
         projector_choices,
         lm_choices,
@@ -95,6 +96,7 @@ class LLMSTTask(SpeechTaskMixin, STTask):
             args.src_token_list = list(token_list) if src_token_list is not None else None
 
         frontend, specaug, normalize, input_size = cls.build_front_end(args)
+        preencoder, input_size = cls.build_preencoder(args, input_size)
         encoder = cls.build_encoder(encoder_choices, args, input_size)
 
         lm_class = lm_choices.get_class(args.lm)
@@ -113,12 +115,13 @@ class LLMSTTask(SpeechTaskMixin, STTask):
             # AI-STA: the losses compare LM hidden states (align_conf.layers: 0 = LM input, k = LM block k)
             align = align_choices.get_class(args.align)(dim=lm.hidden_size, **args.align_conf)
         model = SpeechLLMModel(frontend=frontend, specaug=specaug, normalize=normalize, encoder=encoder,
-                               projector=projector, lm=lm, ctc=ctc, align=align, **model_conf)
+                               projector=projector, lm=lm, ctc=ctc, align=align, preencoder=preencoder, **model_conf)
         if align is not None:
             model.clock.accum_grad = int(getattr(args, "accum_grad", 1) or 1)
         if args.init is not None:
             # ESPnet's initialisation never touches a pre-trained LM
-            for part in (model.encoder, model.projector, model.ctc) + ((model.lm,) if args.lm == "tiny" else ()):
+            for part in (model.preencoder, model.encoder, model.projector, model.ctc) + (
+                    (model.lm,) if args.lm == "tiny" else ()):
                 if part is not None:
                     initialize(part, args.init)
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -8,14 +8,21 @@ from typing import List, Optional, Tuple
 
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from espnet2.asr.preencoder.abs_preencoder import AbsPreEncoder
 from espnet2.asr.specaug.abs_specaug import AbsSpecAug
 from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.tasks import st as espnet_st
 from espnet2.train.class_choices import ClassChoices
 
 from salign.st.hubert import HuBERTEncoder
+from salign.st.stack import FrameStack
 from salign.st.whisper import WhisperEncoder
 from salign.utils.io import InputError
+
+#: frame stacking (``stack``: k fbank frames -> one, before the encoder) or ESPnet's pre-encoders, both families
+preencoder_choices = ClassChoices(
+    "preencoder", classes=dict(espnet_st.preencoder_choices.classes, stack=FrameStack), type_check=AbsPreEncoder,
+    default=None, optional=True)
 
 #: acoustic encoders of both families: ESPnet's ST encoders (transformer default), the SSL encoder ``hubert`` and
 #: Whisper's encoder ``whisper`` (both on the raw wave, from local checkpoints)
@@ -81,6 +88,17 @@ class SpeechTaskMixin:
         normalize = (espnet_st.normalize_choices.get_class(args.normalize)(**args.normalize_conf)
                      if args.normalize is not None else None)
         return frontend, specaug, normalize, input_size
+
+    @classmethod
+    def build_preencoder(cls, args: argparse.Namespace, input_size: int) -> Tuple[Optional[AbsPreEncoder], int]:
+        """The pre-encoder of ``args.preencoder`` (None without one) and the encoder's input size after it."""
+        if getattr(args, "preencoder", None) is None:
+            return None, input_size
+        pconf = dict(args.preencoder_conf)
+        if args.preencoder == "stack":
+            pconf.setdefault("input_size", input_size)
+        preencoder = preencoder_choices.get_class(args.preencoder)(**pconf)
+        return preencoder, preencoder.output_size()
 
     @classmethod
     def build_encoder(cls, choices: ClassChoices, args: argparse.Namespace, input_size: int) -> AbsEncoder:

@@ -20,7 +20,6 @@ from espnet2.asr.ctc import CTC
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.encoder.transformer_encoder import TransformerEncoder
-from espnet2.asr.preencoder.abs_preencoder import AbsPreEncoder
 from espnet2.tasks import st as espnet_st
 from espnet2.tasks.st import STTask
 from espnet2.torch_utils.initialize import initialize
@@ -34,8 +33,7 @@ from salign.llm.projector import AbsProjector
 from salign.losses.abs_align import AbsAlign
 from salign.losses.registry import ALIGN_METHODS
 from salign.st.model import SAlignSTModel
-from salign.st.stack import FrameStack
-from salign.tasks.common import SpeechTaskMixin, encoder_choices, read_token_list
+from salign.tasks.common import SpeechTaskMixin, encoder_choices, preencoder_choices, read_token_list
 from salign.utils.io import InputError
 
 # decoder: ESPnet's classes, with a transformer default instead of ESPnet's RNN one (encoders: salign.tasks.common)
@@ -48,9 +46,6 @@ text_encoder_choices = ClassChoices(
     default="transformer",
 )
 # pre-encoders: ESPnet's, plus frame stacking (a lower frame rate for the acoustic encoder)
-preencoder_choices = ClassChoices(
-    "preencoder", classes=dict(espnet_st.preencoder_choices.classes, stack=FrameStack), type_check=AbsPreEncoder,
-    default=None, optional=True)
 align_choices = ClassChoices("align", classes=ALIGN_METHODS, type_check=AbsAlign, default=None, optional=True)
 #: between A-enc and T-enc: none (a Linear to T-enc's width + LayerNorm, after the CTC shrink) or ``moe`` (the MoE
 #: projector of the speech-LLM family, on every A-enc frame before the shrink; stack 1)
@@ -142,13 +137,7 @@ class SAlignSTTask(SpeechTaskMixin, STTask):
         args.src_token_list = list(src_token_list)
 
         frontend, specaug, normalize, input_size = cls.build_front_end(args)
-        preencoder = None
-        if getattr(args, "preencoder", None) is not None:
-            pconf = dict(args.preencoder_conf)
-            if args.preencoder == "stack":
-                pconf.setdefault("input_size", input_size)
-            preencoder = preencoder_choices.get_class(args.preencoder)(**pconf)
-            input_size = preencoder.output_size()
+        preencoder, input_size = cls.build_preencoder(args, input_size)
         encoder = cls.build_encoder(encoder_choices, args, input_size)
 
         tconf = dict(args.text_encoder_conf)

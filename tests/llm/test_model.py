@@ -195,3 +195,25 @@ def test_projector_stacks_frames():
     proj = MLPProjector(4, 8, stack=3, hidden_size=5)
     out, lens = proj(torch.randn(2, 7, 4), torch.tensor([7, 4]))
     assert out.shape == (2, 3, 8) and lens.tolist() == [3, 2]
+
+
+def test_preencoder_stacks_fbank_frames_before_the_encoder(tiny_data):
+    """``--preencoder stack`` (shared with S-Align): the encoder sees k stacked fbank frames (k times wider, k times
+    fewer), so its output is about k times shorter."""
+    from salign.llm.task import LLMSTTask
+    from salign.st.stack import FrameStack
+    from tests.llm.test_llm_train import TINY_CONFIG
+
+    tokens = str(tiny_data / "tokens.txt")
+    base = ["--config", str(TINY_CONFIG), "--token_list", tokens, "--src_token_list", tokens, "--token_type", "word",
+            "--src_token_type", "word", "--input_size", "80"]
+    parser = LLMSTTask.get_parser()
+    plain = LLMSTTask.build_model(parser.parse_args(base))
+    stacked = LLMSTTask.build_model(parser.parse_args(base + ["--preencoder", "stack", "--preencoder_conf",
+                                                              "stack=2"]))
+    assert isinstance(stacked.preencoder, FrameStack) and plain.preencoder is None
+    speech, lengths = torch.randn(2, 96, 80), torch.tensor([96, 60])
+    _, plain_lens = plain.encode_speech(speech, lengths)
+    _, stacked_lens = stacked.encode_speech(speech, lengths)
+    assert stacked_lens.tolist() == plain.encode_speech(speech[:, ::2], (lengths + 1) // 2)[1].tolist()
+    assert all(2 * s <= p + 1 for s, p in zip(stacked_lens.tolist(), plain_lens.tolist())), (stacked_lens, plain_lens)
