@@ -9,14 +9,15 @@ Segment rules, the same for data preparation (stage 1, :func:`validate_datadir` 
 feature extraction (stage 3, :func:`read_data_dir`): ``utt rec start end`` with ``0 <= start < end``, or
 ``end = -1`` for "to the end of the recording" (Kaldi's convention). A segment may end at most
 :data:`SEGMENT_TOLERANCE` (0.05 s) after its recording: stage 1 rejects a larger overrun, so stage 3 never meets
-one and clips the tolerated overrun to the end of the file. A speed-perturbed copy is an utterance whose
+one and clips the tolerated overrun to the end of the file. Both check with :func:`check_segment_end` (the one
+rule and message: the segment, its file and line, the fix). A speed-perturbed copy is an utterance whose
 ``utt2speed`` factor is not 1 (:func:`is_perturbed`), never recognised by its id.
 """
 from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -25,7 +26,7 @@ from salign.utils.io import InputError, PathLike, atomic_dir
 
 __all__ = ["per_utt_files", "spk2utt_from_utt2spk", "format_time", "subset_datadir",
            "speed_perturb_datadir", "validate_datadir", "SEGMENT_TOLERANCE", "Segment", "parse_segment",
-           "read_speeds", "read_data_dir", "is_perturbed"]
+           "read_speeds", "read_data_dir", "is_perturbed", "check_segment_end"]
 
 #: Seconds a segment may end past the end of its recording (rounding in corpus offsets). Data preparation (stage 1)
 #: rejects a larger overrun; feature extraction clips a smaller one to the end of the file, so it never fails late.
@@ -155,6 +156,20 @@ class Segment:
     start: float = 0.0
     end: Optional[float] = None
     speed: float = 1.0
+    line: int = field(default=0, compare=False)  # its line in ``segments`` (0: no segments file)
+
+
+def check_segment_end(utt: str, start: float, end: float, audio: PathLike, audio_seconds: float, path: PathLike,
+                      line: Optional[int], fix: str = "") -> None:
+    """The one rule for a segment past the end of its recording: ``end`` may exceed ``audio_seconds`` by at most
+    :data:`SEGMENT_TOLERANCE`; beyond that an :class:`InputError` naming the segment, ``path:line`` (the yaml or
+    ``segments`` line it comes from) and the fix (the largest end time that passes)."""
+    if end <= audio_seconds + SEGMENT_TOLERANCE:
+        return
+    latest = audio_seconds + SEGMENT_TOLERANCE
+    raise InputError(f"segment '{utt}' ends at {end:.3f} s, after the end of {audio} ({audio_seconds:.3f} s) by "
+                     f"{end - audio_seconds:.3f} s, more than the {SEGMENT_TOLERANCE} s tolerated", path, line,
+                     fix or f"make it end by {latest:.3f} s, drop it, or restore the full recording")
 
 
 def parse_segment(utt: str, value: str, path: PathLike, lineno: int) -> Tuple[str, float, Optional[float]]:
@@ -216,7 +231,7 @@ def read_data_dir(data: PathLike) -> Tuple[List[Segment], Dict[str, str]]:
             if rec not in wav_scp:
                 raise InputError(f"utterance '{utt}' refers to recording '{rec}' absent from wav.scp",
                                  data / "segments", lineno, fix="re-run data preparation")
-            segs.append(Segment(utt, rec, start, end, speeds.get(utt, 1.0)))
+            segs.append(Segment(utt, rec, start, end, speeds.get(utt, 1.0), lineno))
     else:
         segs = [Segment(rec, rec, 0.0, None, speeds.get(rec, 1.0)) for rec in wav_scp]
     if not segs:
@@ -308,9 +323,8 @@ def validate_datadir(data: PathLike, check_audio: bool = True) -> int:
             total = rec_dur[rec]
             if total is not None and total < 0:
                 raise InputError(f"unreadable wav {wav_scp[rec]}", data / "wav.scp", fix="re-create the audio")
-            if total is not None and end is not None and end > total + SEGMENT_TOLERANCE:
-                raise InputError(f"segment ends at {end:.3f} s, after the end of {wav_scp[rec]} ({total:.3f} s)",
-                                 data / "segments", lineno, "drop or fix the segment")
+            if total is not None and end is not None:
+                check_segment_end(utt, start, end, wav_scp[rec], total, data / "segments", lineno)
             if end is None:
                 end = total
         if utt in durs and end is not None:

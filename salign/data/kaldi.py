@@ -7,7 +7,10 @@ One rule for every file, every tool:
   a line with only a key has the empty value (an empty hypothesis or text);
 * blank lines (empty or whitespace only) are skipped;
 * a duplicate key is an error naming ``file:line``, the key and the line it first appeared on;
-* a UTF-8 byte-order mark at the start of the file is ignored; bytes that are not UTF-8 are an error;
+* lines end at LF (a CR before it goes with the trailing whitespace); a CR inside a line is an error naming
+  ``file:line`` (a universal-newline reader would cut the line in two and make its tail a bogus key);
+* a UTF-8 byte-order mark at the start of the file, of a line or of a value is ignored (it would otherwise become
+  part of a key or reach a BLEU reference); bytes that are not UTF-8 are an error;
 * a missing file is an error (unless the caller says the file is optional); an empty file is an empty table;
 * entries keep file order; :func:`write_table` writes them sorted by key in C-locale (code point) order, atomically.
 
@@ -36,9 +39,12 @@ def iter_table(path: PathLike, keys: Optional[Collection[str]] = None,
     """
     seen: Dict[str, int] = {}
     try:
-        with open(path, encoding="utf-8-sig") as f:
+        with open(path, encoding="utf-8-sig", newline="\n") as f:
             for lineno, line in enumerate(f, 1):
-                parts = line.split(maxsplit=1)
+                if "\r" in line and "\r" in line.rstrip():
+                    raise InputError("carriage return (CR) inside the line", path, lineno,
+                                     f"remove it, e.g. sed -i 's/\\r//g' {path}")
+                parts = line.lstrip("\ufeff").split(maxsplit=1)
                 if not parts:
                     continue
                 key = parts[0]
@@ -47,7 +53,7 @@ def iter_table(path: PathLike, keys: Optional[Collection[str]] = None,
                                      "keep one line per key")
                 seen[key] = lineno
                 if keys is None or key in keys:
-                    yield lineno, key, parts[1].strip() if len(parts) > 1 else ""
+                    yield lineno, key, parts[1].strip().lstrip("\ufeff") if len(parts) > 1 else ""
     except FileNotFoundError:
         raise InputError("file not found", path, fix=fix) from None
     except UnicodeDecodeError as exc:

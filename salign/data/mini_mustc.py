@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from salign.utils.io import InputError, PathLike, atomic_dir, atomic_write
+from salign.utils.progress import Progress
 from salign.utils.stamp import Stamp
 
 __all__ = ["SUPPORTED_TGT", "SPLITS", "MiniMustcOptions", "check_tools", "sentence_pool", "translated_pool",
@@ -277,8 +278,12 @@ def generate(out: PathLike, opts: MiniMustcOptions, nj: int = 2, log: Callable[[
                 part = chosen[t * len(chosen) // n_talks:(t + 1) * len(chosen) // n_talks]
                 jobs.append((talk_no, [en for en, _ in part], opts.seed, tmp / "data" / split / "wav"))
                 layout.append((split, talk_no, part))
+        progress = Progress(total, "gen_mini_mustc: speech synthesis", log=log)  # counts and ETA, every 10 %
+        results = []
         with ThreadPoolExecutor(nj) as ex:
-            results = list(ex.map(_make_talk, jobs))
+            for job, result in zip(jobs, ex.map(_make_talk, jobs)):
+                results.append(result)
+                progress.update(len(job[1]))
         seconds = 0.0
         for split in SPLITS:
             txt = tmp / "data" / split / "txt"

@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from salign.data.datadir import SEGMENT_TOLERANCE, format_time, spk2utt_from_utt2spk
+from salign.data.datadir import SEGMENT_TOLERANCE, check_segment_end, format_time, spk2utt_from_utt2spk
 from salign.data.kaldi import write_table
 from salign.text.normalize import normalize_source, normalize_target
 from salign.utils.io import InputError, PathLike, atomic_dir
@@ -115,7 +115,7 @@ def parse_yaml(path: Path) -> List[Tuple[int, dict]]:
     """Parse a MuST-C segment yaml into ``(line number, entry)`` pairs; fast path for one flow mapping a line."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first entry
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read yaml ({exc})", path, fix="restore the file from the MuST-C archive") from None
     lines = text.splitlines()
@@ -159,14 +159,27 @@ def speaker_id(raw: str) -> str:
 
 
 def _read_lines(path: Path) -> List[str]:
+    """The lines of a MuST-C text file: split on LF only, one CR before it dropped (CRLF files), a UTF-8 byte-order
+    mark at the start dropped (it would reach the BLEU reference); a CR inside a line is an error naming the line
+    (a universal-newline reader would split the sentence and shift every later line)."""
     try:
-        text = path.read_text(encoding="utf-8")
-        lines = [ln.rstrip("\r") for ln in text.split("\n")]
-        return lines[:-1] if lines and lines[-1] == "" else lines
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise InputError("file not found", path, fix="restore the file from the MuST-C archive") from None
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8", path, fix="convert the file to UTF-8") from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", path,
+                         fix="restore the file from the MuST-C archive") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"not UTF-8 ({exc.reason})", path, line, fix="convert the file to UTF-8") from None
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.removeprefix("\ufeff").split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    for i, ln in enumerate(lines, 1):
+        if "\r" in ln:
+            raise InputError("carriage return (CR) inside the line", path, i,
+                             fix=f"remove it, e.g. sed -i 's/\\r//g' {path}")
+    return lines
 
 
 def _wav_info(path: Path) -> float:
@@ -224,9 +237,10 @@ def read_split(pair_dir: Path, split: str, src: str, tgt: str) -> Tuple[List[Seg
             rec_dur[rec] = _wav_info(wav_path)
             wavs[rec] = wav_path.resolve()
         end = offset + duration
-        if end > rec_dur[rec] + SEGMENT_TOLERANCE:
-            raise InputError(f"segment ends at {end:.3f} s, after the end of {wav_name} ({rec_dur[rec]:.3f} s)",
-                             yaml_path, lineno, "fix offset/duration or the wav")
+        longest = rec_dur[rec] + SEGMENT_TOLERANCE - offset
+        check_segment_end(f"{wav_name} offset {offset:g} duration {duration:g}", offset, end, wav_name, rec_dur[rec],
+                          yaml_path, lineno, f"make its duration at most {longest:.3f}, drop the segment (its yaml "
+                          "line and both text lines), or restore the full wav")
         src_text, tgt_text = src_lines[i].strip(), tgt_lines[i].strip()
         if not src_text:
             raise InputError("empty transcript", src_path, i + 1, "fill in or remove the segment in all 3 files")

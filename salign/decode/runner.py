@@ -29,6 +29,7 @@ from salign.decode.jobs import read_keys
 from salign.decode.loader import Vocab, load_model, speech_items, text_items
 from salign.decode.settings import DecodeSettings
 from salign.utils.io import InputError
+from salign.utils.progress import Progress
 
 if TYPE_CHECKING:
     from salign.llm.decode import LLMDecoder, LMVocab
@@ -180,9 +181,12 @@ def decode(args: argparse.Namespace, session: Optional[Session] = None) -> int:
     else:
         results = one_by_one(args, session, settings, model, train_args, vocab, keys)
     n = 0
+    progress = Progress(len(keys) if keys is not None else count_inputs(args),
+                        f"[st_inference] {args.task} -> {args.output_dir}")
     with DatadirWriter(args.output_dir) as writer:
         for key, nbest in results:
             n += 1
+            progress.update()
             for i, (text, tokens, ids, score) in enumerate(nbest, 1):
                 w = writer[f"{i}best_recog"]
                 w["token"][key] = " ".join(tokens)
@@ -190,7 +194,17 @@ def decode(args: argparse.Namespace, session: Optional[Session] = None) -> int:
                 w["score"][key] = str(score)
                 if text is not None:
                     w["text"][key] = text
+    progress.finish()
     return n
+
+
+def count_inputs(args: argparse.Namespace) -> Optional[int]:
+    """Utterances a decode without a key file will see: the lines of its first data file (None if unreadable)."""
+    try:
+        with open(args.data_path_and_name_and_type[0][0], "rb") as f:
+            return sum(1 for line in f if line.strip())
+    except (OSError, IndexError, TypeError):
+        return None
 
 
 def windows(items: Iterable[T], size: int) -> Iterator[List[T]]:

@@ -182,6 +182,13 @@ def run_stage(args: argparse.Namespace, argv: Sequence[str], parse: Callable[[Li
     """``--job J`` or ``--merge`` of the decoding stage."""
     if (args.job is None) == (not args.merge):
         raise InputError("the decoding stage runs as --job J (1..nj) or as --merge", fix="give one of them")
+    from salign.decode.loader import check_model_file
+
+    # before the stamps read them: one line naming the file and the fix
+    if not args.st_train_config or not Path(args.st_train_config).is_file():
+        raise InputError("no such file (given as --st_train_config)", args.st_train_config or "(none)",
+                         fix="re-run training (stage 11): it writes config.yaml next to the model")
+    check_model_file(args.st_model_file)
     dirs = decode_dirs(args, argv, parse)
     if args.merge:
         run_merge(dirs, args.nj, args.job_log)

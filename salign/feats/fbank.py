@@ -21,11 +21,11 @@ import kaldi_native_fbank as knf
 import numpy as np
 import soundfile as sf
 
-from salign.data.datadir import SEGMENT_TOLERANCE, Segment, read_data_dir
+from salign.data.datadir import Segment, check_segment_end, read_data_dir
 from salign.utils.io import InputError, PathLike
 
 __all__ = ["FBANK_DIM", "SAMPLE_RATE", "Segment", "read_data_dir", "compute_fbank", "load_segment", "speed_perturb",
-           "iter_waves", "iter_fbank", "kaldi_mel_banks", "fbank_options"]
+           "iter_waves", "iter_fbank", "kaldi_mel_banks", "fbank_options", "check_segments"]
 
 FBANK_DIM = 80
 SAMPLE_RATE = 16000
@@ -205,15 +205,30 @@ def _open(path: str, rec: str, sr: int, wav_scp: PathLike) -> sf.SoundFile:
     return f
 
 
-def _cut(f: sf.SoundFile, seg: Segment, path: str, sr: int, where: PathLike) -> np.ndarray:
+def check_segments(segs: Iterable[Segment], wav_scp: Dict[str, str], sr: int = SAMPLE_RATE,
+                   where: PathLike = "wav.scp", segments: Optional[PathLike] = None) -> None:
+    """Before any audio is decoded: every recording of ``segs`` opens as ``sr`` Hz audio and no segment ends past its
+    recording by more than the tolerance (:func:`salign.data.datadir.check_segment_end`, the rule of data
+    preparation), so a bad segment fails at once, naming its ``segments`` line, not after hours of extraction."""
+    seconds: Dict[str, float] = {}
+    for seg in segs:
+        if seg.rec not in seconds:
+            path = check_audio_path(wav_scp[seg.rec], seg.rec, where)
+            with _open(path, seg.rec, sr, where) as f:
+                seconds[seg.rec] = f.frames / sr
+        if seg.end is not None:
+            check_segment_end(seg.utt, seg.start, seg.end, wav_scp[seg.rec], seconds[seg.rec], segments or where,
+                              (seg.line or None) if segments else None)
+
+
+def _cut(f: sf.SoundFile, seg: Segment, path: str, sr: int, where: PathLike,
+         segments: Optional[PathLike] = None) -> np.ndarray:
     total = f.frames
     start = int(round(seg.start * sr))
     end = total if seg.end is None else int(round(seg.end * sr))
-    if seg.end is not None and end > total:
-        if end - total > SEGMENT_TOLERANCE * sr:
-            raise InputError(f"utterance '{seg.utt}': segment {seg.start:.2f}-{seg.end:.2f} s ends after the end of "
-                             f"'{path}' ({total / sr:.2f} s)", where,
-                             fix="correct the segment times or the recording")
+    if seg.end is not None and end > total:  # up to the tolerance of data preparation: clipped to the end
+        check_segment_end(seg.utt, seg.start, seg.end, path, total / sr, segments or where,
+                          (seg.line or None) if segments else None)
         end = total
     if start < 0 or end - start <= 0:
         raise InputError(f"utterance '{seg.utt}': empty segment ({seg.start} to {seg.end} s)", where,
@@ -243,20 +258,23 @@ def load_segment(path: PathLike, start: float = 0.0, end: Optional[float] = None
 
 
 def iter_waves(segs: Iterable[Segment], wav_scp: Dict[str, str], sr: int = SAMPLE_RATE,
-               where: PathLike = "wav.scp") -> Iterator[Tuple[Segment, np.ndarray]]:
-    """Yield ``(segment, samples)`` grouped by recording: each audio file is opened once, segments cut in order."""
+               where: PathLike = "wav.scp", segments: Optional[PathLike] = None
+               ) -> Iterator[Tuple[Segment, np.ndarray]]:
+    """Yield ``(segment, samples)`` grouped by recording: each audio file is opened once, segments cut in order.
+    ``where``: the ``wav.scp`` named in audio errors; ``segments``: the file named (with the line) in segment ones."""
     ordered = sorted(segs, key=lambda s: (s.rec, s.start, s.utt))
     for rec, group in groupby(ordered, key=lambda s: s.rec):
         path = check_audio_path(wav_scp[rec], rec, where)
         with _open(path, rec, sr, where) as f:
             for seg in group:
-                yield seg, _cut(f, seg, path, sr, where)
+                yield seg, _cut(f, seg, path, sr, where, segments)
 
 
 def iter_fbank(segs: Iterable[Segment], wav_scp: Dict[str, str], sr: int = SAMPLE_RATE,
-               num_mel_bins: int = FBANK_DIM, where: PathLike = "wav.scp") -> Iterator[Tuple[str, np.ndarray]]:
+               num_mel_bins: int = FBANK_DIM, where: PathLike = "wav.scp", segments: Optional[PathLike] = None,
+               ) -> Iterator[Tuple[str, np.ndarray]]:
     """Yield ``(utt, features)`` for each segment (recording order); an utterance too short for one frame fails."""
-    for seg, wave in iter_waves(segs, wav_scp, sr, where):
+    for seg, wave in iter_waves(segs, wav_scp, sr, where, segments):
         feats = compute_fbank(wave, sr, num_mel_bins)
         if feats.shape[0] == 0:
             raise InputError(f"utterance '{seg.utt}' is shorter than one 25 ms frame ({len(wave)} samples)", where,

@@ -63,13 +63,14 @@ class FbankDump(ShardedDump):
         total_sq = np.zeros(self.num_mel_bins, dtype=np.float64)
         with temps[0].open("wb") as ark:
             for utt, feats in iter_fbank(segs, self.wav_scp, num_mel_bins=self.num_mel_bins,
-                                         where=self.data / "wav.scp"):
+                                         where=self.data / "wav.scp", segments=self.segments_file):
                 ark.write(f"{utt} ".encode("utf-8"))
                 scp_rows.append((utt, f"{ark_final}:{ark.tell()}"))
                 write_array(ark, feats)
                 frames[utt] = feats.shape[0]
                 total += feats.sum(axis=0, dtype=np.float64)
                 total_sq += np.square(feats, dtype=np.float64).sum(axis=0)
+                self.advance()
             ark.flush()
             os.fsync(ark.fileno())
         with temps[1].open("w", encoding="utf-8") as f:

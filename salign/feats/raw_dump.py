@@ -69,9 +69,10 @@ class RawDump(ShardedDump):
         ext, audio_final = self.audio_format, finals[0].resolve()
         samples: Dict[str, int] = {}
         temps[0].mkdir()
-        for seg, wave in iter_waves(segs, self.wav_scp, where=self.data / "wav.scp"):
+        for seg, wave in iter_waves(segs, self.wav_scp, where=self.data / "wav.scp", segments=self.segments_file):
             sf.write(temps[0] / f"{seg.utt}.{ext}", to_pcm16(wave), SAMPLE_RATE, subtype, format=fmt)
             samples[seg.utt] = len(wave)
+            self.advance()
         with temps[1].open("w", encoding="utf-8") as f:
             f.writelines(f"{u} {audio_final / f'{u}.{ext}'}\n" for u in sorted(samples))
         with temps[2].open("w", encoding="utf-8") as f:

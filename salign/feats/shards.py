@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 from salign.data.datadir import Segment, read_data_dir
-from salign.feats.fbank import check_audio_path
+from salign.feats.fbank import check_audio_path, check_segments
 from salign.utils.io import InputError
+from salign.utils.progress import Progress
 from salign.utils.stamp import Stamp
 
 
@@ -115,6 +116,10 @@ class ShardedDump(ABC):
         self.data, self.out, self.nj = data, out, nj
         self.segs, self.wav_scp = read_data_dir(data)
         self.split = out / f"split{nj}"
+        #: the file segment errors name (with the line): ``DATA/segments``, or None (one recording per utterance)
+        self.segments_file: Optional[Path] = data / "segments" if (data / "segments").is_file() else None
+        #: the running shard's progress (counts and ETA in its log); :meth:`write_shard` calls ``update()``
+        self.progress: Optional[Progress] = None
 
     @classmethod
     def add_options(cls, parser: argparse.ArgumentParser) -> None:
@@ -140,7 +145,17 @@ class ShardedDump(ABC):
 
     def log(self, msg: str) -> None:
         """Progress line on stderr (ends up in the launcher's log)."""
-        print(f"{self.tool}: {msg}", file=sys.stderr, flush=True)
+        self.log_raw(f"{self.tool}: {msg}")
+
+    @staticmethod
+    def log_raw(msg: str) -> None:
+        """A line on stderr as is."""
+        print(msg, file=sys.stderr, flush=True)
+
+    def advance(self) -> None:
+        """One more utterance of the running shard written (progress lines with ETA)."""
+        if self.progress is not None:
+            self.progress.update()
 
     def shard(self, job: int) -> Shard:
         """Shard ``job`` (1..nj) with the stamp of its current inputs (its audio files, segments and options)."""
@@ -155,9 +170,13 @@ class ShardedDump(ABC):
         if shard.complete():
             self.log(f"shard {job}/{self.nj} already complete, skipped")
             return False
+        mine = shard_segments(self.segs, self.nj, job)
+        # every recording opens and no segment overruns it, before the first one is decoded (fail at once, by line)
+        check_segments(mine, self.wav_scp, where=self.data / "wav.scp", segments=self.segments_file)
         t0 = time.time()
+        self.progress = Progress(len(mine), f"{self.tool}: shard {job}/{self.nj}", log=self.log_raw)
         with shard.writing() as temps:
-            n, audio_s = self.write_shard(shard_segments(self.segs, self.nj, job), temps, shard.finals)
+            n, audio_s = self.write_shard(mine, temps, shard.finals)
         wall = time.time() - t0
         self.log(f"shard {job}/{self.nj}: {n} utterances, {audio_s:.1f} s of audio in {wall:.1f} s "
                  f"({audio_s / max(wall, 1e-9):.0f}x real time)")
@@ -223,6 +242,7 @@ def shard_main(argv: Optional[Sequence[str]], dump_class: Type[ShardedDump], doc
         dump.run_shard(args.job)
         return 0
     if not args.merge:
+        check_segments(dump.segs, dump.wav_scp, where=dump.data / "wav.scp", segments=dump.segments_file)
         for j in range(1, args.nj + 1):
             dump.run_shard(j)
     dump.merge(args.logdir or dump.out / "log")

@@ -28,9 +28,15 @@ The weight ``λ(u)`` is ``lambda_max`` until ``decay_start`` updates, then falls
 is scaled by ``d_scale·λ`` and gated on from ``d_start``, ``L_G`` by ``λ`` from ``g_start``. Defaults are the official
 full-scale MuST-C values (4.0, 25k, 45k, 1.5, 0, 1k; mix-up from 3k on 30% of batches with p ~ U(0, 1)); small runs
 need them scaled down (see ``egs/mini_mustc/conf``).
+
+Guard: while the game is on, a discriminator whose accuracy stays within ``pinned_margin`` of 0 or 1 for
+``pinned_window`` updates (0: never checked) is reported by a WARNING (once per window while it lasts) and the
+training stat ``disc_pinned`` (1 on such batches, 0 otherwise). A non-finite ``loss_adv_d``/``loss_adv_g`` is named
+and its batch skipped by the model's guard (:mod:`salign.utils.guards`).
 """
 from __future__ import annotations
 
+import logging
 import random
 from typing import Callable, List, Optional, Tuple
 
@@ -183,6 +189,8 @@ class AdversarialAlign(AbsAlign):
         text_noise_max_ratio: float = 0.3,
         speech_label: float = 0.0,
         text_label: float = 1.0,
+        pinned_window: int = 2000,
+        pinned_margin: float = 0.02,
     ) -> None:
         """Build the modal network; every number of the method is a keyword (see the module docstring)."""
         super().__init__()
@@ -201,6 +209,12 @@ class AdversarialAlign(AbsAlign):
         self.mixup_mode = mixup_mode
         self.text_noise_prob, self.text_noise_max_ratio = text_noise_prob, text_noise_max_ratio
         self.speech_label, self.text_label = speech_label, text_label
+        if pinned_window < 0 or not 0.0 <= pinned_margin < 0.5:
+            raise ValueError(f"need align_conf.pinned_window >= 0 and 0 <= pinned_margin < 0.5, got {pinned_window}, "
+                             f"{pinned_margin}")
+        self.pinned_window, self.pinned_margin = pinned_window, pinned_margin
+        self._pinned_since: Optional[int] = None  # update at which D's accuracy got pinned (None: it is not)
+        self._pinned_warned: Optional[int] = None  # update of the last warning
 
     # -- pieces, public so tests and analysis tools can use them --------------------------------------------------
     def weight(self, u: int) -> float:
@@ -282,6 +296,28 @@ class AdversarialAlign(AbsAlign):
             items.append((batch.text[keep], batch.text_lengths[keep], labels[keep]))
         return items
 
+    def track_pinned(self, u: int, acc: float) -> bool:
+        """Whether D's accuracy ``acc`` (of update ``u``) has stayed within ``pinned_margin`` of 0 or 1 for at least
+        ``pinned_window`` updates; the first time, and once per further window while it lasts, a WARNING says so."""
+        if self.pinned_window <= 0:
+            return False
+        if self.pinned_margin < acc < 1.0 - self.pinned_margin:
+            self._pinned_since = None
+            return False
+        if self._pinned_since is None or u < self._pinned_since:
+            self._pinned_since = u
+        if u - self._pinned_since < self.pinned_window:
+            return False
+        if self._pinned_warned is None or u - self._pinned_warned >= self.pinned_window or u < self._pinned_warned:
+            self._pinned_warned = u
+            side = ("D separates the modalities perfectly: the encoders do not confuse it (raise lambda_max or lower "
+                    "d_scale)" if acc >= 0.5 else "D labels the modalities the wrong way round (check speech_label/"
+                    "text_label)")
+            logging.warning("discriminator accuracy pinned at %.3f (within %g of %d) for %d updates (since update %d): "
+                            "%s", acc, self.pinned_margin, round(acc), u - self._pinned_since, self._pinned_since,
+                            side)
+        return True
+
     # -- the loss --------------------------------------------------------------------------------------------------
     def forward(self, batch: AlignBatch) -> Tuple[torch.Tensor, Stats]:
         """Weighted ``d_scale·λ·L_D + λ·L_G`` with the warm-up gates, plus statistics.
@@ -326,6 +362,10 @@ class AdversarialAlign(AbsAlign):
                                        (batch.text, batch.text_lengths, True)):
                 correct, counted = binary_hits(*self.disc(h, lengths), target)
                 acc.append(correct / counted)
+        disc_acc = (acc[0] + acc[1]) / 2
         stats.update(loss_adv_d=loss_d.detach(), loss_adv_g=loss_g.detach(), adv_lambda=batch.speech.new_tensor(lam),
-                     disc_acc=(acc[0] + acc[1]) / 2, disc_acc_speech=acc[0], disc_acc_text=acc[1])
+                     disc_acc=disc_acc, disc_acc_speech=acc[0], disc_acc_text=acc[1])
+        if self.training:  # only while the adversarial game is on (D or G weighted)
+            pinned = (d_w > 0 or g_w > 0) and self.track_pinned(u, float(disc_acc))
+            stats["disc_pinned"] = batch.speech.new_tensor(1.0 if pinned else 0.0)
         return loss, stats

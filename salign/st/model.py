@@ -36,6 +36,7 @@ from salign.losses.abs_align import AbsAlign, AlignBatch
 from salign.st.shrink import ctc_shrink, frame_tokens
 from salign.utils.clock import UpdateClock
 from salign.utils.espnet_model import SpeechTextModel
+from salign.utils.guards import guard_nonfinite
 from salign.utils.tensor import length_mask
 
 
@@ -382,6 +383,8 @@ class SAlignSTModel(SpeechTextModel):
         if self.training:
             self.clock.tick()
         stats["loss"] = loss.detach()
+        # a non-finite term: one WARNING naming it, stat nonfinite_skip, and no update from the batch
+        loss, stats = guard_nonfinite(loss, stats, self.training, u)
         batch_size = text.size(0)
         loss, stats, weight = force_gatherable((loss, stats, batch_size), loss.device)
         return loss, stats, weight

@@ -3,7 +3,8 @@
 ``normalize_source`` produces the form used for CTC/ASR targets and as the MT input: lower-case, no punctuation
 (apostrophes inside words are kept, e.g. ``don't``), no MuST-C sound annotations such as ``(Laughter)`` or
 ``[inaudible]``, single spaces. It is Unicode-aware: accented letters and non-Latin scripts are kept.
-``normalize_target`` only collapses whitespace: targets stay true-cased and punctuated for BLEU.
+``normalize_target`` only collapses whitespace (and drops byte-order marks): targets stay true-cased and punctuated
+for BLEU.
 """
 from __future__ import annotations
 
@@ -59,5 +60,6 @@ def normalize_source(text: str) -> str:
 
 
 def normalize_target(text: str) -> str:
-    """Collapse runs of whitespace to one space and strip the ends; nothing else changes."""
-    return " ".join(text.split())
+    """Drop byte-order marks (U+FEFF), collapse runs of whitespace to one space and strip the ends; nothing else
+    changes."""
+    return " ".join(text.replace("\ufeff", "").split())

@@ -94,6 +94,7 @@ CLASS_RANGES: Dict[str, Dict[str, Range]] = {
         "text_noise_prob": PROB, "text_noise_max_ratio": PROB,
         "speech_label": PROB, "text_label": PROB,
         "window": POSITIVE, "stride": POSITIVE,
+        "pinned_window": NONNEG, "pinned_margin": Range(0.0, 0.5, hi_open=True),
     },
     "salign.losses.contrastive.ContrastiveAlign": {"weight": NONNEG, "temperature": POSITIVE,
                                                    "attn_temperature": POSITIVE},

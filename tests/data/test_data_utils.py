@@ -129,7 +129,8 @@ def test_validate_spk2utt_mismatch(data, cli):
 def test_validate_segment_outside_wav(data, cli, wav_writer):
     wav = Path(read_table(data / "wav.scp")["ted_10"])
     wav_writer(wav, 1.0)
-    assert f"{data / 'segments'}:3: segment ends at 1.750 s" in _corrupt_and_validate(data, cli)
+    msg = _corrupt_and_validate(data, cli)
+    assert f"{data / 'segments'}:3: segment 'spk000010_ted_10_0000250_0001750' ends at 1.750 s" in msg
 
 
 def test_validate_utt2dur_mismatch(data, cli):

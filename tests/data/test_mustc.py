@@ -138,7 +138,8 @@ def test_bad_segment_outside_wav(mustc, tmp_path, cli, wav_writer):
     root = mustc("de")
     wav_writer(root / "en-de" / "data" / "train" / "wav" / "ted_2.wav", 2.5)  # segment 2 ends at 3.0 s
     msg = _bad(root, tmp_path, cli)
-    assert "train.yaml:2: segment ends at 3.000 s, after the end of ted_2.wav (2.500 s)" in msg
+    assert ("train.yaml:2: segment 'ted_2.wav offset 2 duration 1' ends at 3.000 s, after the end of ted_2.wav "
+            "(2.500 s)") in msg
 
 
 def test_bad_unreadable_wav(mustc, tmp_path, cli):

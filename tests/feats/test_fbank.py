@@ -148,7 +148,7 @@ def test_interrupted_shard_is_redone(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("problem,match", [
-    ("beyond", r"rec0_09.*ends after the end"),
+    ("beyond", r"segments:\d+: segment 'rec0_09' ends at .* after the end"),
     ("rate", r"sample rate 8000, expected 16000"),
     ("unreadable", r"cannot read audio"),
     ("empty", r"rec0_00.*empty segment"),
