@@ -37,6 +37,7 @@ from salign.llm.prompt import render_all
 from salign.losses.abs_align import AbsAlign, AlignBatch
 from salign.utils.clock import UpdateClock
 from salign.utils.espnet_model import SpeechTextModel
+from salign.utils.guards import guard_nonfinite
 
 IGNORE = -100
 
@@ -291,6 +292,7 @@ class SpeechLLMModel(SpeechTextModel):
         if self.align is not None and self.training:
             self.clock.tick()
         stats["loss"] = loss.detach()
+        loss, stats = guard_nonfinite(loss, stats, self.training, self.num_updates)
         loss, stats, weight = force_gatherable((loss, stats, text.size(0)), loss.device)
         return loss, stats, weight
 

@@ -217,3 +217,29 @@ def test_preencoder_stacks_fbank_frames_before_the_encoder(tiny_data):
     _, stacked_lens = stacked.encode_speech(speech, lengths)
     assert stacked_lens.tolist() == plain.encode_speech(speech[:, ::2], (lengths + 1) // 2)[1].tolist()
     assert all(2 * s <= p + 1 for s, p in zip(stacked_lens.tolist(), plain_lens.tolist())), (stacked_lens, plain_lens)
+
+
+def test_nonfinite_term_is_named_and_its_batch_gives_no_update(caplog, monkeypatch):
+    """The training guard of both families (salign/utils/guards.py): a NaN in one term is logged by name and the
+    batch's loss carries no gradient to any parameter; finite batches report ``nonfinite_skip`` 0."""
+    import logging
+
+    model = build_model("tiny").train()
+    b = fake_batch(model)
+    _, stats, _ = model(**b)
+    assert float(stats["nonfinite_skip"]) == 0.0
+    real = model.run_branch
+
+    def poisoned(task, *args, **kw):
+        out = real(task, *args, **kw)
+        if task == "mt":
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(model, "run_branch", poisoned)
+    with caplog.at_level(logging.WARNING):
+        loss, stats, _ = model(**b)
+    assert float(stats["nonfinite_skip"]) == 1.0 and torch.isfinite(loss)
+    assert any("loss_mt=nan" in r.getMessage() for r in caplog.records)
+    loss.backward()
+    assert all(p.grad is None or not p.grad.abs().sum() for p in model.parameters())
