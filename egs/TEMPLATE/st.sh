@@ -2,7 +2,11 @@
 # salign's shared stage driver for MuST-C-layout speech translation recipes (ESPnet's st.sh stage numbers).
 # Every stage is a few lines ending in one `python -m salign.bin.<tool>` call; the logic and its tests live in Python.
 # Re-running a finished stage is a no-op; an interrupted one resumes or restarts (outputs are written atomically).
-# What counts as finished is one rule (salign.utils.stamp): a stamp of the inputs' content and the options.
+# What counts as finished is one rule (salign.utils.stamp): a stamp of the inputs' content and the options. A skipped
+# step says so in one line, with why; a redone one says what changed. A stage that reads an earlier one's result
+# checks that stamp against what it recorded (13: the decodes; 12, 14, 15: the training), and refuses a stale one.
+# Errors are one line, "ERROR [st.sh]: what, where (fix: ...)" on stderr, exit status 2, and those of the command
+# line, output directories (writable, --min_free_gb free) and GPUs (--ngpu) come before any stage runs.
 #
 #   (first)   config check     salign.bin.check_config   every config the run will read: unknown keys, types, ranges
 #   stage  0  corpus         local/corpus.sh           the recipe's own corpus step, if it has one (e.g. generation)
@@ -93,13 +97,21 @@ decode_tasks="st mt asr"
 train_cmd=${SALIGN_ROOT}/utils/queue/local.sh
 decode_cmd=${SALIGN_ROOT}/utils/queue/local.sh
 cuda_cmd=${SALIGN_ROOT}/utils/queue/local.sh
-
-# shellcheck disable=SC1091
-. "${SALIGN_ROOT}/utils/parse_options.sh"
+# disk space: every output directory of the run needs this many GB free (checked before any stage; again before a
+# training, and before stage 3 besides its own estimate of its features: their audio's duration x 32 kB/s)
+min_free_gb=1
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') [st.sh] $*"; }
 die() { echo "ERROR [st.sh]: $*" >&2; exit 2; }
 run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+
+# shellcheck disable=SC1091
+. "${SALIGN_ROOT}/utils/parse_options.sh"
+# parse_options.sh stops at the first argument that is not an option: it and everything after it would be ignored
+if [ $# -gt 0 ]; then
+  die "unexpected argument '$1': it and all after it ('$*') would be ignored (fix: options are --name value;" \
+    "quote a value with spaces, e.g. --test_sets \"tst-COMMON tst-HE\")"
+fi
 
 # Stage 11's training launch, as ESPnet's egs2 st.sh does it: espnet2.bin.launch runs the command through
 # ${cuda_cmd} (Kaldi's run.pl interface) on --ngpu GPUs per node and --num_nodes nodes, with DDP when that is more
@@ -116,8 +128,43 @@ train_job() {  # EXP_DIR COMMAND [ARGS...]
       --log "${exp}/train.log" --ngpu "${ngpu}" --num_nodes "${num_nodes}" --init_file_prefix "${exp}/.dist_init_" \
       --multiprocessing_distributed true -- "$@" > "${exp}/launch.log" 2>&1; then
     # the job launcher's own report (failing log and its tail), else the end of the launcher's output
-    grep -E '^((local|slurm)\.(sh|pl): |  \| )' "${exp}/launch.log" >&2 || tail -n 20 "${exp}/launch.log" >&2
+    grep -E '^((local|slurm)\.(sh|pl): |ERROR \[|  \| )' "${exp}/launch.log" >&2 || tail -n 20 "${exp}/launch.log" >&2
     die "training failed: ${exp}/train.log (launcher output: ${exp}/launch.log)"
+  fi
+}
+
+# existing_dir PATH: PATH if it exists (or is a link), else the nearest existing directory above it (where it would be
+# made)
+existing_dir() {
+  local p=$1
+  while [ ! -e "${p}" ] && [ ! -L "${p}" ]; do p=$(dirname "${p}"); done
+  echo "${p}"
+}
+
+# check_writable DIR FIX: a new file can be made in DIR, or where DIR would be made; else one ERROR line (before any
+# stage runs, so nothing is half-written). A real file is created and removed: -w is always true for root, not so a
+# read-only mount.
+check_writable() {
+  local at probe
+  at=$(existing_dir "$1")
+  [ -d "${at}" ] || die "${at} is not a directory, so the output directory $1 cannot be made (fix: $2)"
+  local where="the output directory ${at}"
+  [ "${at}" = "$1" ] || where="${at}, where the output directory $1 would be made"
+  probe=$(mktemp -p "${at}" .st_write_test.XXXXXX 2>/dev/null) ||
+    die "cannot write in ${where} (fix: make it writable, e.g. chmod u+w ${at}, or $2)"
+  rm -f "${probe}"
+}
+
+# check_space DIR NEED_KB WHAT FIX: at least NEED_KB free on DIR's filesystem (df), else one ERROR line; quiet where
+# df gives no answer
+check_space() {
+  local have
+  have=$(df -Pk "$(existing_dir "$1")" 2>/dev/null | awk 'NR == 2 { print $4 }') || return 0
+  [[ ${have} =~ ^[0-9]+$ ]] || return 0
+  if [ "${have}" -lt "$2" ]; then
+    die "$(awk -v h="${have}" -v n="$2" 'BEGIN { printf "only %.1f GB free in", h / 1048576 }') $1, $3 needs" \
+      "$(awk -v n="$2" 'BEGIN { printf "%.1f", n / 1048576 }') GB (fix: free space there, $4, or lower" \
+      "--min_free_gb (now ${min_free_gb}))"
   fi
 }
 
@@ -132,29 +179,63 @@ fresh() {
 
 # One training of stage 11, unless its stamp says it is done: the stamp ($EXP/.train.stamp, salign.utils.stamp) holds
 # the content of every file the command reads (config, token lists, BPE models, data lists and texts, shape files,
-# CMVN stats, the initial checkpoint: each argument that names a file, or whose "path,name,type" or "stats_file=path"
-# does), the INPUTS (space-separated; e.g. stage 3's stamps, which stand for the features the lists point to) and the
-# command line itself; it is written once training has produced MODEL (what the next stage reads).
-# A changed input or option trains again, resuming from the last checkpoint (--resume true).
+# CMVN stats, the initial checkpoint: each argument that names a file, or whose "path,name,type", "key=path" or
+# "path:src:dst" (--init_param) does; a directory given as "key=dir", e.g. a Hugging Face LM's lm_conf path), the
+# INPUTS (space-separated; e.g. stage 3's stamps, which stand for the features the lists point to) and the command
+# line itself; it is written once this training has produced MODEL (what the next stage reads).
+# $EXP/.train.started, the same stamp written when a training starts, tells an interrupted training (same inputs:
+# resumed from its last checkpoint, --resume true) from one that finished, or started, with other inputs or options:
+# its models and checkpoint are moved to $EXP/previous/ and the training starts from scratch (resuming from them
+# would mix the old inputs in, or, at max_epoch already, train nothing and keep the old model).
 train_once() {  # LABEL WHAT EXP_DIR MODEL "INPUTS" COMMAND [ARGS...]
-  local label=$1 what=$2 exp=$3 model=$4 a
-  local stamp=(--stamp "${exp}/.train.stamp")
-  for a in $5; do stamp+=(--input "${a}"); done
+  local label=$1 what=$2 exp=$3 model=$4 arg a f
+  local inputs=() started=(--stamp "${exp}/.train.started")
+  for a in $5; do inputs+=(--input "${a}"); done
   shift 5
-  for a in "$@"; do  # every file the command names: plain, `data,name,type` or `key=file` (stats_file, checkpoint)
-    a=${a#*=}; a=${a%%,*}
-    if [ -f "${a}" ]; then stamp+=(--input "${a}"); fi
+  for arg in "$@"; do  # every file the command names: plain, `data,name,type`, `key=file` or `file:src:dst`
+    a=${arg#*=}; a=${a%%,*}
+    if [ -f "${a}" ]; then inputs+=(--input "${a}"); elif [ -f "${a%%:*}" ]; then inputs+=(--input "${a%%:*}")
+    elif [[ ${arg} == *=* && -d ${a} ]]; then inputs+=(--input "${a}"); fi
   done
-  stamp+=(--option "command=$*")
-  if fresh "${stamp[@]}" --what "${exp}"; then
-    log "stage 11: ${exp} is complete (its stamp is up to date: same config, data, initial model and options)"
+  inputs+=(--option "command=$*")
+  if fresh --stamp "${exp}/.train.stamp" "${inputs[@]}" --what "${exp}"; then
+    log "stage 11: ${exp} is complete, skipped (its stamp is up to date: same config, data, initial model" \
+      "and options)"
     return
   fi
-  log "stage ${label}: ${what} -> ${exp} (log: ${exp}/train.log; ${reason})"
+  local why=${reason}
+  if [ -f "${exp}/.train.stamp" ] || { [ -f "${exp}/.train.started" ] && ! fresh "${started[@]}" "${inputs[@]}"; }; then
+    # a training for other inputs or options (finished, or interrupted): not resumed
+    [ -f "${exp}/.train.stamp" ] || why="${reason} since the interrupted training started"
+    rm -rf "${exp}/previous" && mkdir -p "${exp}/previous"
+    for f in "${exp}"/*.pth "${exp}"/.train.stamp "${exp}"/.train.started "${exp}"/config.yaml; do
+      if [ -e "${f}" ] || [ -L "${f}" ]; then mv "${f}" "${exp}/previous/"; fi
+    done
+    why="${why}; the previous training's files moved to ${exp}/previous/, training from scratch"
+  elif [ -f "${exp}/checkpoint.pth" ]; then
+    why="${why}; resuming the interrupted training from ${exp}/checkpoint.pth"
+  fi
+  log "stage ${label}: ${what} -> ${exp} (log: ${exp}/train.log; ${why})"
+  check_space "${exp}" "${min_free_kb}" "stage ${label} (training)" "point --expdir to a larger disk"
+  mkdir -p "${exp}"
+  python -m salign.bin.stamp write "${started[@]}" "${inputs[@]}"
   train_job "${exp}" "$@"
-  [ -f "${model}" ] || die "${exp}: training ended without ${model} (fix: check --inference_model/--mt_init_model" \
-    "against the config's best_model_criterion and keep_nbest_models, and ${exp}/train.log)"
-  python -m salign.bin.stamp write "${stamp[@]}" --output "${model}"
+  [ -f "${model}" ] || die "${exp}: training ended without ${model}, so it is not marked done (fix: check the" \
+    "config's max_epoch, --inference_model/--mt_init_model against its best_model_criterion and keep_nbest_models," \
+    "and ${exp}/train.log)"
+  python -m salign.bin.stamp write --stamp "${exp}/.train.stamp" "${inputs[@]}" --output "${model}"
+}
+
+# current_model STAGE: the model stages 12, 14 and 15 read exists and, where stage 11 trained it (its stamp), nothing
+# that training read has changed since (an edited config, new data or token lists: train again first)
+current_model() {
+  local model=${st_exp}/${inference_model}
+  [ -f "${model}" ] || die "stage $1: model ${model} not found (fix: run stage 11 first, e.g. --stage 11, or check" \
+    "--inference_model against the files in ${st_exp})"
+  if [ -f "${st_exp}/.train.stamp" ] && ! fresh --recorded --stamp "${st_exp}/.train.stamp"; then
+    die "stage $1: the model in ${st_exp} is out of date (${reason} since it was trained) (fix: run stage 11 first," \
+      "e.g. --stage 11)"
+  fi
 }
 
 # stage 11 of --model_family llm (pre-training of a tiny LM, warm-up, select_layers, AI-STA training)
@@ -167,6 +248,21 @@ valid_stages="0 1 2 3 4 5 10 11 12 13 14 15"
 for s in "${stage}" "${stop_stage}"; do
   if ! [[ "${s}" =~ ^[0-9]+$ ]] || [ "${s}" -gt 15 ]; then die "unknown stage '${s}' (fix: pick from ${valid_stages})"; fi
 done
+[ "${stop_stage}" -ge "${stage}" ] ||
+  die "--stop_stage ${stop_stage} is below --stage ${stage}: no stage would run (fix: --stop_stage ${stage} or higher)"
+# whole numbers (bash arithmetic would read 'abc' as 0 and '-2' as a job range nobody can run)
+for o in nj:1 inference_nj:1 ngpu:0 num_nodes:1 train_eval_size:0 min_frames:0 max_frames:1 max_src_tokens:1 \
+         max_tgt_tokens:1 nbpe:1 min_free_gb:0; do
+  name=${o%:*} low=${o#*:}
+  value=${!name}
+  if ! [[ ${value} =~ ^[0-9]+$ ]] || [ "$((10#${value}))" -lt "${low}" ]; then
+    die "--${name} must be a whole number >= ${low}, got '${value}' (fix: e.g. --${name} ${low} or more)"
+  fi
+  printf -v "${name}" '%d' "$((10#${value}))"  # 08 -> 8
+done
+if [ -n "${tgt_nbpe}" ] && ! [[ ${tgt_nbpe} =~ ^[1-9][0-9]*$ ]]; then
+  die "--tgt_nbpe must be a whole number >= 1, got '${tgt_nbpe}' (fix: e.g. --tgt_nbpe 8000, or leave it empty)"
+fi
 [ -n "${tgt_lang}" ] || die "--tgt_lang is not set (fix: set it in the recipe's run.sh, e.g. --tgt_lang de)"
 [ -x "${SALIGN_ROOT}/tools/venv/bin/python" ] || die "no virtual environment (fix: ${SALIGN_ROOT}/tools/install.sh)"
 command -v python >/dev/null 2>&1 || die "python not on PATH (fix: source the recipe's path.sh)"
@@ -199,6 +295,29 @@ if run_stage 11; then
   if [ "${num_nodes}" -gt 1 ] && [[ $(basename "${cuda_cmd%% *}") == local.sh ]]; then
     die "--num_nodes ${num_nodes}, but cuda_cmd=${cuda_cmd%% *} runs on this machine only" \
       "(fix: cuda_cmd=\${SALIGN_ROOT}/utils/queue/slurm.sh in cmd.sh, or --num_nodes 1)"
+  fi
+fi
+# where this run writes: each directory must take a new file and have --min_free_gb free (checked here, before any
+# stage, not at its first write; stages 3 and 11 check the space again before their large outputs)
+min_free_kb=$((min_free_gb * 1048576))
+outs=()
+if { run_stage 0 && [ -x local/corpus.sh ]; } || run_stage 13; then
+  outs+=("$(dirname "${results}")" "run the recipe from a copy elsewhere")
+fi
+if run_stage 1 || run_stage 2 || run_stage 5; then outs+=(data "run the recipe from a copy elsewhere"); fi
+if run_stage 3 || run_stage 4; then outs+=("${dumpdir}" "point --dumpdir elsewhere"); fi
+if [ "${stop_stage}" -ge 10 ]; then outs+=("${expdir}" "point --expdir elsewhere"); fi
+for ((i = 0; i < ${#outs[@]}; i += 2)); do check_writable "${outs[i]}" "${outs[i + 1]}"; done
+for ((i = 0; i < ${#outs[@]}; i += 2)); do
+  check_space "${outs[i]}" "${min_free_kb}" "stages ${stage}-${stop_stage}" "${outs[i + 1]}"
+done
+# training on GPUs of this machine (the local launcher): are there as many as --ngpu? Known now, not after stage 10
+if run_stage 11 && [ "${ngpu}" -gt 0 ] && [ "$(basename "${cuda_cmd%% *}")" = local.sh ]; then
+  gpus=$(python -c 'import torch; print(torch.cuda.device_count(), torch.version.cuda or "none")' 2>/dev/null) ||
+    gpus="0 unknown"
+  if [ "${gpus% *}" -lt "${ngpu}" ]; then
+    die "--ngpu ${ngpu}, but torch sees ${gpus% *} CUDA GPU(s) on this machine (torch's CUDA: ${gpus#* }), so stage 11" \
+      "would fail (fix: add --ngpu 0 to train on the CPU, or run where ${ngpu} GPU(s) are visible)"
   fi
 fi
 # every config this run will read, against its task's options and classes (unknown keys, types, ranges): one ERROR
@@ -255,6 +374,8 @@ if run_stage 0 && [ -x local/corpus.sh ]; then
   log "stage 0: local/corpus.sh ${corpus_opts}"
   # shellcheck disable=SC2086
   local/corpus.sh ${corpus_opts}
+elif run_stage 0; then
+  log "stage 0: skipped: this recipe has no local/corpus.sh (the corpus is read from --mustc_root in stage 1)"
 fi
 
 if run_stage 1; then
@@ -268,19 +389,61 @@ if run_stage 2 && [ -n "${speed_perturb_factors}" ]; then
   log "stage 2: speed perturbation (${speed_perturb_factors})"
   python -m salign.bin.data_utils speed_perturb --data "data/${train_set}" --out "data/${train_data}" \
     --factors "$(echo "${speed_perturb_factors}" | tr ' ' ',')"
+elif run_stage 2; then
+  log "stage 2: skipped: no --speed_perturb_factors"
 fi
 
 if run_stage 3; then
+  # free disk for the features still to be written (sets without a merged dump): 80 float32 per 10 ms (fbank) or
+  # 16 kHz 16-bit samples (raw, at most) = 32 kB per second of audio, from the data dirs' utt2dur
+  secs=0
+  for dset in ${train_data} ${valid_set} ${test_sets}; do
+    if [ ! -f "${featdir}/${dset}/.done" ] && [ -f "data/${dset}/utt2dur" ]; then
+      secs=$(awk -v s="${secs}" '{ s += $2 } END { printf "%d", s + 1 }' "data/${dset}/utt2dur")
+    fi
+  done
+  check_space "${dumpdir}" "$((secs * 32000 / 1024 + min_free_kb))" \
+    "stage 3 (features of $((secs / 3600)) h of audio, and --min_free_gb)" "point --dumpdir to a larger disk"
   for dset in ${train_data} ${valid_set} ${test_sets}; do
     out=${featdir}/${dset}
     opts=()
     [ "${feats_type}" = raw ] && opts=(--audio_format "${audio_format}")
-    # the tool decides alone what is left to do: a shard, or the merge, whose stamp (its audio files, segments and
-    # options) is fresh is skipped, and the merge says so
+    # the tool decides alone what is left to do: a shard, or the merge, whose stamp (its audio files' content,
+    # segments and options) is fresh is skipped. The shard stamps from before say afterwards what was redone and why.
+    prev=$(mktemp -d "${TMPDIR:-/tmp}/st_stage3.XXXXXX")
+    if [ -d "${out}/split${nj}" ]; then find "${out}/split${nj}" -maxdepth 1 -name '*.done' -exec cp {} "${prev}/" \;; fi
+    if [ -f "${out}/.done" ]; then cp "${out}/.done" "${prev}/merged"; fi
     log "stage 3: ${feats_type} for ${dset} (${nj} jobs)"
     ${train_cmd} JOB=1:"${nj}" "${out}/log/${feats_tool}.JOB.log" \
-      python -m "salign.bin.${feats_tool}" --data "data/${dset}" --out "${out}" --nj "${nj}" --job JOB "${opts[@]}"
-    python -m "salign.bin.${feats_tool}" --data "data/${dset}" --out "${out}" --nj "${nj}" --merge "${opts[@]}"
+      python -m "salign.bin.${feats_tool}" --data "data/${dset}" --out "${out}" --nj "${nj}" --job JOB "${opts[@]}" ||
+      { rm -rf "${prev}"; exit 1; }
+    merged=$(python -m "salign.bin.${feats_tool}" --data "data/${dset}" --out "${out}" --nj "${nj}" --merge \
+      "${opts[@]}" 2>&1) || { echo "${merged}" >&2; rm -rf "${prev}"; exit 2; }
+    redone=0 why=
+    for ((j = 1; j <= nj; j++)); do
+      new=$(find "${out}/split${nj}" -maxdepth 1 -name "*.${j}.done" | head -n 1)
+      old=${prev}/$(basename "${new}")
+      if [ -f "${old}" ] && cmp -s "${old}" "${new}"; then continue; fi
+      redone=$((redone + 1))
+      if [ -z "${why}" ] && [ -f "${old}" ]; then
+        why="shard ${j}: $(python -m salign.bin.stamp why --stamp "${new}" --old "${old}" || true)"
+      elif [ -z "${why}" ]; then
+        why="shard ${j}: no finished extraction before"
+      fi
+    done
+    same=false before=false
+    if [ -n "$(ls -A "${prev}")" ]; then before=true; fi
+    if [ -f "${prev}/merged" ] && cmp -s "${prev}/merged" "${out}/.done"; then same=true; fi
+    rm -rf "${prev}"
+    if [ "${redone}" -eq 0 ] && [ "${same}" = true ]; then
+      log "stage 3: ${out} is up to date, skipped (every shard's stamp matches its audio's content, segments" \
+        "and options)"
+    else
+      echo "${merged}"
+      if [ "${redone}" -gt 0 ] && [ "${before}" = true ]; then
+        log "stage 3: ${out}: ${redone}/${nj} shard(s) extracted again (${why})"
+      fi
+    fi
   done
 fi
 
@@ -375,9 +538,12 @@ elif run_stage 11; then
     logs=("${st_exp}/train.log")
     [ "${pretrain_mt}" = true ] && logs=("${mt_exp}/train.log" "${logs[@]}")
     python -m salign.bin.train_summary "${logs[@]}"
+  else
+    log "stage 11b: skipped: --train_st false"
   fi
 fi
 
+if run_stage 12; then current_model 12; fi
 if run_stage 12 && [ "${model_family}" = espnet ]; then
   # ESPnet's own st_inference (ST only: ESPnet's ST model has no MT path), per set: --inference_nj jobs, each on its
   # share of the keys, then merged. A decode dir whose stamp (model, configs, data list, options) is fresh is skipped.
@@ -421,6 +587,19 @@ fi
 
 if run_stage 13; then
   log "stage 13: scoring"
+  # the hypotheses must come from the current model, config and data: each decode dir's stamp (stage 12) against
+  # what it recorded, all of them before anything is scored
+  for dset in ${eval_sets}; do
+    for task in ${decode_tasks}; do
+      dir=${st_exp}/decode_${task}_${dset}
+      if [ ! -f "${dir}/.stamp" ]; then
+        die "${dir}: not decoded (no stamp from stage 12) (fix: run stage 12 first, e.g. --stage 12)"
+      elif ! fresh --recorded --stamp "${dir}/.stamp"; then
+        die "${dir}: its hypotheses are out of date (${reason} since they were decoded) (fix: run stage 12 first," \
+          "e.g. --stage 12)"
+      fi
+    done
+  done
   for dset in ${eval_sets}; do
     for task in ${decode_tasks}; do
       dir=${st_exp}/decode_${task}_${dset}
@@ -436,6 +615,7 @@ if run_stage 13; then
 fi
 
 if run_stage 14; then
+  current_model 14
   log "stage 14: packing -> ${st_exp}/packed/model.zip"
   mkdir -p "${st_exp}/packed"
   python -m espnet2.bin.pack st --st_train_config "${st_exp}/config.yaml" \
@@ -445,6 +625,7 @@ fi
 if run_stage 15 && [ "${model_family}" = espnet ]; then
   log "stage 15: skipped: the gap analysis needs salign's shared textual encoder, ESPnet's ST model has none"
 elif run_stage 15; then
+  current_model 15
   log "stage 15: modality-gap analysis on ${valid_set} -> ${st_exp}/gap"
   python -m salign.bin.analyze_gap --st_train_config "${st_exp}/config.yaml" \
     --st_model_file "${st_exp}/${inference_model}" --feats "${dumpdir}/filtered/${valid_set}/${speech_scp}" \
@@ -453,5 +634,6 @@ fi
 log "done (stages ${stage}..${stop_stage})"
 }
 
-# The whole driver is parsed before it runs, so editing this file during a run cannot corrupt the run.
-main
+# The whole driver is parsed before it runs, and it exits on the line that runs it (bash reads a script as it goes):
+# editing this file during a run cannot corrupt the run.
+main; exit

@@ -38,7 +38,7 @@ llm_stage11() {
   elif [ "${pretrain_mt}" = true ]; then
     log "stage 11a: skipped: lm: ${lm} is a pre-trained LM (only our small LM, lm: tiny, is pre-trained here)"
   fi
-  [ "${train_st}" = true ] || return 0
+  if [ "${train_st}" != true ]; then log "stage 11b-d: skipped: --train_st false"; return 0; fi
   read -ra td <<< "$(text_data train "${dumpdir}/filtered/${train_data}")"
   read -ra tv <<< "$(text_data valid "${dumpdir}/filtered/${valid_set}")"
   local data=("${input_args[@]}" "${norm_args[@]}" "${init[@]}" "${langs[@]}"

@@ -13,7 +13,9 @@ redo the step ("no stamp", "input data/train/wav.scp changed", "option nbpe chan
 Inputs are hashed once per :class:`Stamp` object: :meth:`Stamp.write` records what :meth:`Stamp.reason` saw, so an
 input changed while the step ran makes the next check fail. A changed file with the same name and length is seen.
 
-Shell stages use the same rule through ``python -m salign.bin.stamp check|write`` (see that tool).
+Shell stages use the same rule through ``python -m salign.bin.stamp check|write|why`` (see that tool).
+:meth:`Stamp.recorded` checks a finished step's stamp against what it recorded (did an input change since?), and
+:func:`difference` names what differs between two stamps (why a step was redone).
 """
 from __future__ import annotations
 
@@ -62,6 +64,24 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
+def difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> Optional[str]:
+    """The first difference between two stamp records (inputs, then options) as a one-line reason, or None."""
+    old_inputs, new_inputs = old.get("inputs") or {}, new.get("inputs") or {}
+    for p, ident in new_inputs.items():
+        if p not in old_inputs:
+            return f"input {p} is new"
+        if _canonical(old_inputs[p]) != _canonical(ident):
+            return f"input {p} changed"
+    for p in old_inputs:
+        if p not in new_inputs:
+            return f"input {p} is no longer used"
+    old_options, new_options = old.get("options") or {}, new.get("options") or {}
+    for key in sorted(set(old_options) | set(new_options)):
+        if _canonical(old_options.get(key)) != _canonical(new_options.get(key)):
+            return f"option {key} changed"
+    return None
+
+
 class Stamp:
     """The stamp file ``path`` of one step with its ``inputs`` (files or directories) and ``options``."""
 
@@ -104,23 +124,20 @@ class Stamp:
             return "no stamp" if not self.path.exists() else f"stamp {self.path} is unreadable"
         if old.get("version") != STAMP_VERSION:
             return f"stamp {self.path} has another version"
-        old_inputs = old.get("inputs") or {}
-        for p, ident in new["inputs"].items():
-            if p not in old_inputs:
-                return f"input {p} is new"
-            if _canonical(old_inputs[p]) != _canonical(ident):
-                return f"input {p} changed"
-        for p in old_inputs:
-            if p not in new["inputs"]:
-                return f"input {p} is no longer used"
-        old_options = old.get("options") or {}
-        for key in sorted(set(old_options) | set(self.options)):
-            if _canonical(old_options.get(key)) != _canonical(self.options.get(key)):
-                return f"option {key} changed"
+        why = difference(old, new)
+        if why is not None:
+            return why
         for p in old.get("outputs") or []:
             if not Path(p).exists():
                 return f"output {p} is missing"
         return None
+
+    @classmethod
+    def recorded(cls, path: PathLike) -> "Stamp":
+        """The stamp at ``path`` with the inputs and options it recorded: its :meth:`reason` says whether what the
+        step consumed is unchanged since (how a later stage checks an earlier one's result); no stamp: no inputs."""
+        old = cls(path)._old() or {}
+        return cls(path, list(old.get("inputs") or {}), old.get("options") or {})
 
     def fresh(self) -> bool:
         """True when :meth:`reason` is None."""

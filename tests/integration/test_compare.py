@@ -119,4 +119,4 @@ def test_unknown_method_fails_fast(recipe):
     proc = subprocess.run(["./compare.sh", "--jobs", "0"], cwd=dst, env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "--jobs 0: must be a positive integer" in proc.stderr
     proc = subprocess.run(["./compare.sh", "--nj", "4"], cwd=dst, env=env, capture_output=True, text=True)
-    assert proc.returncode == 1 and "unknown option '--nj'" in proc.stderr and "--run_opts" in proc.stderr
+    assert proc.returncode == 2 and "unknown option '--nj'" in proc.stderr and "--run_opts" in proc.stderr

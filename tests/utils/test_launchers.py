@@ -146,7 +146,7 @@ def test_slurm_passes_resources_to_sbatch(tmp_path, fake_sbatch):
                  "--cpus-per-task=4"):
         assert want in args
     r = run([SLURM, "log/x.log", "true"], tmp_path, {"SBATCH": "/nonexistent/sbatch"})
-    assert r.returncode == 1 and "not found" in r.stderr
+    assert r.returncode == 2 and "not found" in r.stderr
 
 
 def test_slurm_reports_a_killed_task_and_a_failed_submission(tmp_path, fake_sbatch):
@@ -163,8 +163,9 @@ def test_slurm_reports_a_killed_task_and_a_failed_submission(tmp_path, fake_sbat
     bad.write_text("#!/usr/bin/env bash\necho 'sbatch: error: invalid partition' >&2\nexit 1\n")
     bad.chmod(0o755)
     r = run([SLURM, "JOB=1:2", "log/s.JOB.log", "true"], tmp_path, dict(fake_sbatch, SBATCH=str(bad)))
-    assert r.returncode == 1
-    assert r.stderr.strip() == f"slurm.sh: submission failed ({bad} exit 1): sbatch: error: invalid partition"
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith(f"ERROR [slurm.sh]: submission failed ({bad} exit 1): sbatch: error: invalid "
+                                       "partition")
 
 
 def test_launchers_take_espnet_launch_options(tmp_path, fake_sbatch):
@@ -175,7 +176,7 @@ def test_launchers_take_espnet_launch_options(tmp_path, fake_sbatch):
     assert r.returncode == 0, r.stderr
     assert "ok" in (tmp_path / "log/t.log").read_text()
     r = run([LOCAL, "--num_nodes", "2", "log/t.log", "true"], tmp_path)
-    assert r.returncode == 1 and "local.sh runs jobs on this machine only" in r.stderr and "slurm.sh" in r.stderr
+    assert r.returncode == 2 and "local.sh runs jobs on this machine only" in r.stderr and "slurm.sh" in r.stderr
     r = run([SLURM, "--name", "st_job", "--gpu", "4", "--num_threads", "4", "--num_nodes", "2", "log/train.log",
              "srun", "--export=ALL", "bash", "-c", "echo task $SLURM_PROCID of $SLURM_NTASKS"], tmp_path, fake_sbatch)
     assert r.returncode == 0, r.stderr
@@ -187,7 +188,7 @@ def test_launchers_take_espnet_launch_options(tmp_path, fake_sbatch):
     assert "SRUN_CPUS_PER_TASK=4" in Path(fake_sbatch["FAKE_SRUN_ARGS"]).read_text()
     assert SLURM_PL.resolve() == SLURM.resolve()
     r = run([SLURM, "--num_nodes", "0", "log/x.log", "true"], tmp_path, fake_sbatch)
-    assert r.returncode == 1 and "--num_nodes must be a positive integer" in r.stderr
+    assert r.returncode == 2 and "--num_nodes must be a positive integer" in r.stderr
 
 
 @pytest.mark.parametrize("nodes", [1, 2])
@@ -214,9 +215,9 @@ def test_espnet_launcher_drives_the_launchers(tmp_path, fake_sbatch, nodes):
 
 def test_launcher_usage_errors(tmp_path):
     r = run([LOCAL, "--bogus", "1", "log/x.log", "true"], tmp_path)
-    assert r.returncode == 1 and "unknown option '--bogus'" in r.stderr
+    assert r.returncode == 2 and "unknown option '--bogus'" in r.stderr
     r = run([LOCAL, "JOB=1:2", "log/same.log", "true"], tmp_path)
-    assert r.returncode == 1 and "does not contain 'JOB'" in r.stderr
+    assert r.returncode == 2 and "does not contain 'JOB'" in r.stderr
     assert run([LOCAL, "--help"], tmp_path).stdout.startswith("Run a command as N parallel jobs")
 
 
@@ -248,12 +249,12 @@ def test_parse_options(demo, tmp_path):
     r = run(["bash", demo, "--help"], tmp_path)
     assert r.returncode == 0 and r.stdout == "Demo recipe: prints its options.\n  --nj N   number of jobs\n"
     r = run(["bash", demo, "--stagee", "3"], tmp_path)
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert "unknown option '--stagee'" in r.stderr and "--nj" in r.stderr and "--src_lang" in r.stderr
     r = run(["bash", demo, "--use_gpu", "yes"], tmp_path)
-    assert r.returncode == 1 and "true or false" in r.stderr
+    assert r.returncode == 2 and "true or false" in r.stderr
     r = run(["bash", demo, "--nj"], tmp_path)
-    assert r.returncode == 1 and "needs a value" in r.stderr
+    assert r.returncode == 2 and "needs a value" in r.stderr
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")

@@ -6,7 +6,8 @@
 # `set_option OPT VALUE` (returns 1 for an option it does not know) before it calls queue_parse "$@".
 
 queue_usage() { sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p;}' "$0"; }
-queue_die() { echo "${prog}: $*" >&2; exit 1; }
+# a usage error: one line "ERROR [PROG]: what (fix: ...)" on stderr, exit 2, before any job starts or any log is made
+queue_die() { echo "ERROR [${prog}]: $*" >&2; exit 2; }
 
 # queue_parse [options] [JOBVAR=FIRST:LAST] LOGFILE COMMAND...: each option goes to set_option (--help prints the
 # launcher's header comment); sets jobvar, first, last, njobs, logtmpl and cmd (one argument: shell code; several:
@@ -17,22 +18,27 @@ queue_parse() {
     case "$1" in
       --help|-h) queue_usage; exit 0 ;;
       --*=*) opt=${1%%=*}; val=${1#*=}; shift ;;
-      --*) [ $# -ge 2 ] || queue_die "option '$1' needs a value"; opt=$1; val=$2; shift 2 ;;
+      --*) [ $# -ge 2 ] || queue_die "option '$1' needs a value (fix: $1 VALUE)"; opt=$1; val=$2; shift 2 ;;
       *) break ;;
     esac
-    set_option "${opt}" "${val}" || queue_die "unknown option '${opt}'; valid: ${valid_options}"
+    set_option "${opt}" "${val}" || queue_die "unknown option '${opt}' (fix: one of ${valid_options})"
   done
   jobvar='' first=1 last=1
-  if [[ $# -gt 0 && $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+):([0-9]+)$ ]]; then
-    jobvar=${BASH_REMATCH[1]} first=${BASH_REMATCH[2]} last=${BASH_REMATCH[3]}
+  if [[ $# -gt 0 && $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=([1-9][0-9]*):([1-9][0-9]*)$ ]]; then
+    jobvar=${BASH_REMATCH[1]} first=$((10#${BASH_REMATCH[2]})) last=$((10#${BASH_REMATCH[3]}))
     shift
-    [ "${first}" -le "${last}" ] || queue_die "empty job range ${jobvar}=${first}:${last}"
+    [ "${first}" -le "${last}" ] ||
+      queue_die "empty job range ${jobvar}=${first}:${last} (fix: ${jobvar}=1:N with N >= 1, e.g. --nj 1)"
+  elif [[ $# -gt 0 && $1 =~ ^[A-Za-z_][A-Za-z0-9_]*=.*:.*$ ]]; then  # a range that is not FIRST:LAST of numbers
+    # (not taken for the log file's name: that would write a stray file named after it)
+    queue_die "bad job range '$1': FIRST and LAST must be whole numbers >= 1 (fix: e.g. JOB=1:4; --nj N >= 1)"
   fi
-  [ $# -ge 2 ] || { queue_usage >&2; exit 1; }
+  [ $# -ge 2 ] || { queue_usage >&2; exit 2; }
   logtmpl=$1
   shift
   if [ -n "${jobvar}" ] && [ "${last}" -gt "${first}" ] && [[ ${logtmpl} != *"${jobvar}"* ]]; then
-    queue_die "log file '${logtmpl}' does not contain '${jobvar}': the jobs would share one log"
+    queue_die "log file '${logtmpl}' does not contain '${jobvar}': the jobs would share one log" \
+      "(fix: name the log with ${jobvar}, e.g. log/x.${jobvar}.log)"
   fi
   cmd=
   if [ $# -eq 1 ]; then

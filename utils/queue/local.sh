@@ -18,7 +18,8 @@
 # A command given as one argument is run as shell code ('a JOB | b'); otherwise an argument with whitespace is
 # quoted and one without is passed as-is, so a separate "|" or ">" acts as in a shell command (like run.pl).
 # Exit 0 if every job succeeded; otherwise print "local.sh: M/N jobs failed; first failing log: LOG" and the
-# last 20 lines of that log to stderr, and exit 1.
+# last 20 lines of that log to stderr, and exit 1. A usage error (unknown option, a job range that is not
+# JOB=FIRST:LAST with whole numbers >= 1) is one line "ERROR [local.sh]: ... (fix: ...)", exit 2, before any job.
 set -uo pipefail
 
 prog=$(basename "$0")
@@ -44,7 +45,8 @@ queue_parse "$@"
 if [ -z "${max_jobs_run}" ]; then
   max_jobs_run=$(nproc 2>/dev/null || echo 1)
 fi
-[[ ${max_jobs_run} =~ ^[1-9][0-9]*$ ]] || queue_die "--max_jobs_run must be a positive integer, got '${max_jobs_run}'"
+[[ ${max_jobs_run} =~ ^[1-9][0-9]*$ ]] || queue_die "--max_jobs_run must be a positive integer, got '${max_jobs_run}'" \
+  "(fix: e.g. --max_jobs_run 4)"
 if [ -z "${num_threads}" ]; then
   cores=${OMP_NUM_THREADS:-$(nproc 2>/dev/null || echo 1)}
   [[ ${cores} =~ ^[1-9][0-9]*$ ]] || cores=1
@@ -52,7 +54,8 @@ if [ -z "${num_threads}" ]; then
   num_threads=$(( cores / at_once ))
   [ "${num_threads}" -ge 1 ] || num_threads=1
 fi
-[[ ${num_threads} =~ ^[1-9][0-9]*$ ]] || queue_die "--num_threads must be a positive integer, got '${num_threads}'"
+[[ ${num_threads} =~ ^[1-9][0-9]*$ ]] || queue_die "--num_threads must be a positive integer, got '${num_threads}'" \
+  "(fix: e.g. --num_threads 1)"
 
 statusdir=$(mktemp -d "${TMPDIR:-/tmp}/local.sh.XXXXXX") || queue_die "cannot create a temporary dir"
 # shellcheck disable=SC2317  # invoked by the traps below

@@ -50,10 +50,10 @@ set_option() {
   esac
 }
 queue_parse "$@"
-[[ ${gpu} =~ ^[0-9]+$ ]] || queue_die "--gpu must be a number, got '${gpu}'"
-[[ ${num_nodes} =~ ^[1-9][0-9]*$ ]] || queue_die "--num_nodes must be a positive integer, got '${num_nodes}'"
+[[ ${gpu} =~ ^[0-9]+$ ]] || queue_die "--gpu must be a number, got '${gpu}' (fix: e.g. --gpu 1)"
+[[ ${num_nodes} =~ ^[1-9][0-9]*$ ]] || queue_die "--num_nodes must be a positive integer, got '${num_nodes}' (fix: e.g. --num_nodes 1)"
 command -v "${sbatch}" > /dev/null ||
-  queue_die "'${sbatch}' not found: run on a Slurm login node, or use utils/queue/local.sh"
+  queue_die "'${sbatch}' not found (fix: run on a Slurm login node, or use utils/queue/local.sh in cmd.sh)"
 
 logdir=$(dirname "$(subst "${logtmpl}" "${first}")")
 name=$(basename "${logtmpl}")
@@ -119,7 +119,8 @@ more_report() {
 }
 count_failures job_rc
 if [ "${failed}" -eq "${njobs}" ] && [ "${sbatch_rc}" -ne 0 ] && ! grep -qE '^[0-9]+' "${submit_out}"; then
-  queue_die "submission failed (${sbatch} exit ${sbatch_rc}): $(tail -n 5 "${submit_out}" | tr '\n' ' ')"
+  queue_die "submission failed (${sbatch} exit ${sbatch_rc}): $(tail -n 5 "${submit_out}" | tr '\n' ' ')(fix: check" \
+    "the sbatch options --partition, --gpu, --mem, --time of the launcher in cmd.sh)"
 fi
 report_failures
 exit 0
