@@ -110,12 +110,8 @@ def main() -> None:
 
     @torch.no_grad()
     def prompts_ours() -> None:  # the speech encoder + projector + prompt assembly alone, as in run_ours
-        from salign.decode.decoder import exact_subsampling_masks
-
         for b in batches:
-            x, lens = dec._pad([speech[i] for i in b], torch.float32)
-            with exact_subsampling_masks(model):
-                model.prompt_inputs("st", x, lens)
+            dec.speech_prompts("st", [speech[i] for i in b])
 
     @torch.no_grad()
     def prompts_hf() -> None:

@@ -138,8 +138,8 @@ class LLMDecoder:
                            bound_lens=prompt.input_lengths)
         return [h[: self.nbest] for h in hyps]
 
-    def _speech(self, task: str, speech: Sequence[torch.Tensor]) -> List[List[Hyp]]:
-        """Speech prompts, encoded with each utterance's own frames (as when encoded alone), then one search.
+    def speech_prompts(self, task: str, speech: Sequence[torch.Tensor]) -> LMBatch:
+        """Left-padded ``task`` prompts of utterances, each encoded with its own frames (as when encoded alone).
 
         On a CPU the speech is encoded ``CPU_ENCODE_CHUNK`` utterances at a time (measured ~2x faster for the conv
         front ends than one call over 32: the activations stay in cache); on a GPU in one call."""
@@ -155,7 +155,11 @@ class LLMDecoder:
                 emb, lens = self.model.speech_embeds(*self.model.encode_speech(x, lengths))
                 embeds += [emb[j, : int(n)] for j, n in enumerate(lens)]
         lens = torch.tensor([e.size(0) for e in embeds], dtype=torch.long, device=embeds[0].device)
-        return self.decode_prompts(self.model.assemble(task, pad_list(embeds, 0.0), lens, left_pad=True))
+        return self.model.assemble(task, pad_list(embeds, 0.0), lens, left_pad=True)
+
+    def _speech(self, task: str, speech: Sequence[torch.Tensor]) -> List[List[Hyp]]:
+        """n-best hypotheses of utterances behind ``task``'s prompt (:meth:`speech_prompts`, then one search)."""
+        return self.decode_prompts(self.speech_prompts(task, speech))
 
     @torch.no_grad()
     def st(self, speech: Sequence[torch.Tensor]) -> List[List[Hyp]]:
