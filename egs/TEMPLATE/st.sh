@@ -25,7 +25,7 @@
 #                              espnet2.bin.st_inference  --model_family espnet: ST only
 #                              (--model_family llm decodes through salign.bin.st_inference too)
 #   stage 13  scoring          salign.bin.score          sacreBLEU BLEU/chrF (+signatures), WER -> RESULTS.md
-#   stage 14  packing          espnet2.bin.pack          ESPnet's model zip (config, model, BPE, RESULTS.md)
+#   stage 14  packing          salign.bin.pack           ESPnet's model zip (config, model, BPE, RESULTS.md), inputs checked
 #   stage 15  gap analysis     salign.bin.analyze_gap    modality-gap metrics + plots on the dev set (exp/.../gap/)
 #   (ESPnet's LM stages 6-9 and its upload stages have no counterpart here.)
 #
@@ -618,7 +618,7 @@ if run_stage 14; then
   current_model 14
   log "stage 14: packing -> ${st_exp}/packed/model.zip"
   mkdir -p "${st_exp}/packed"
-  python -m espnet2.bin.pack st --st_train_config "${st_exp}/config.yaml" \
+  python -m salign.bin.pack st --st_train_config "${st_exp}/config.yaml" \
     --st_model_file "${st_exp}/${inference_model}" --option "${tgt_bpemodel}" --option "${results}" \
     --outpath "${st_exp}/packed/model.zip"
 fi
