@@ -67,7 +67,7 @@ def test_rerun_is_a_noop_and_bad_feats_type_fails_fast(recipe):
     dst, _ = recipe
     proc = run(dst, RAW + ["--stage", "3", "--stop_stage", "12"])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "dump/raw/train already merged, skipped" in proc.stderr and "stage 11b" not in proc.stdout
+    assert "stage 3: dump/raw/train is up to date, skipped" in proc.stdout and "stage 11b" not in proc.stdout
     proc = run(dst, ["./run.sh", "--feats_type", "mfcc", "--stage", "3"])
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "unknown --feats_type 'mfcc'" in proc.stderr and "fix:" in proc.stderr
