@@ -32,7 +32,7 @@ from espnet2.torch_utils.device_funcs import force_gatherable
 
 from salign.llm.align import branch_states, segment_layers
 from salign.llm.lm import AbsCausalLM, LMOutput, TinyCausalLM
-from salign.llm.projector import AbsProjector
+from salign.llm.projector import AbsProjector, add_aux_losses, lang_extras
 from salign.llm.prompt import render_all
 from salign.losses.abs_align import AbsAlign, AlignBatch
 from salign.utils.clock import UpdateClock
@@ -239,7 +239,7 @@ class SpeechLLMModel(SpeechTextModel):
     # ------------------------------------------------------------------------------------------------ training
     def batch_extras(self, fields: Dict[str, Any]) -> Dict[str, Any]:
         """Optional language labels of the batch for the projector: ``lang`` (B,) / ``lang_frames`` (B, T')."""
-        return {k: fields[k] for k in ("lang", "lang_frames") if fields.get(k) is not None}
+        return lang_extras(fields)
 
     def compute_loss(self, text: torch.Tensor, text_lengths: torch.Tensor, speech: Optional[torch.Tensor],
                      speech_lengths: Optional[torch.Tensor], src_text: Optional[torch.Tensor],
@@ -262,11 +262,7 @@ class SpeechLLMModel(SpeechTextModel):
                 loss = loss + self.ctc_weight * loss_ctc
                 stats["loss_ctc"] = loss_ctc.detach()
             s_emb, s_lens = self.speech_embeds(enc, enc_lens)
-            aux, aux_stats = self.projector.aux_losses(lang=lang, lang_frames=lang_frames, src_lang=self.src_lang)
-            for name, (weight, value) in aux.items():
-                loss = loss + weight * value
-                stats[name] = value.detach()
-            stats.update(aux_stats)
+            loss = add_aux_losses(loss, stats, self.projector, lang, lang_frames, self.src_lang)
             if self.st_weight > 0 or not self.training or use_align:
                 st = self.run_branch("st", s_emb, s_lens, text, text_lengths, output_hidden_states=use_align)
                 if self.st_weight > 0 or not self.training:

@@ -8,7 +8,7 @@ implementing :meth:`AbsProjector.project` and returning its routing losses from 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
@@ -44,6 +44,28 @@ class AbsProjector(torch.nn.Module):
         model adds ``weight · loss`` and logs both. ``lang`` (B,) / ``lang_frames`` (B, T'): optional language
         labels from the batch; ``src_lang``: the model's source language. None by default (linear, mlp)."""
         return {}, {}
+
+
+#: optional batch fields with language labels for a routing projector's language loss (both model families)
+LANG_FIELDS = ("lang", "lang_frames")
+
+
+def lang_extras(fields: Dict[str, Any]) -> Dict[str, Any]:
+    """The batch's language-label fields present (``lang`` (B,), ``lang_frames`` (B, T')), for ``compute_loss``."""
+    return {k: fields[k] for k in LANG_FIELDS if fields.get(k) is not None}
+
+
+def add_aux_losses(loss: torch.Tensor, stats: Dict[str, Any], projector: AbsProjector,
+                   lang: Optional[torch.Tensor], lang_frames: Optional[torch.Tensor], src_lang: Optional[str]
+                   ) -> torch.Tensor:
+    """``loss`` plus ``weight · value`` of each of ``projector``'s auxiliary losses of its last forward; their values
+    and statistics go into ``stats``."""
+    aux, aux_stats = projector.aux_losses(lang=lang, lang_frames=lang_frames, src_lang=src_lang)
+    for name, (weight, value) in aux.items():
+        loss = loss + weight * value
+        stats[name] = value.detach()
+    stats.update(aux_stats)
+    return loss
 
 
 class LinearProjector(AbsProjector):

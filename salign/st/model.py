@@ -31,7 +31,7 @@ from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.torch_utils.device_funcs import force_gatherable
 from typeguard import typechecked
 
-from salign.llm.projector import AbsProjector
+from salign.llm.projector import AbsProjector, add_aux_losses, lang_extras
 from salign.losses.abs_align import AbsAlign, AlignBatch
 from salign.st.shrink import ctc_shrink, frame_tokens
 from salign.utils.clock import UpdateClock
@@ -312,7 +312,7 @@ class SAlignSTModel(SpeechTextModel):
 
     def batch_extras(self, fields: Dict[str, Any]) -> Dict[str, Any]:
         """Optional language labels for the adapter's language loss: ``lang`` (B,) / ``lang_frames`` (B, T_aenc)."""
-        return {k: fields[k] for k in ("lang", "lang_frames") if fields.get(k) is not None}
+        return lang_extras(fields)
 
     def compute_loss(self, text: torch.Tensor, text_lengths: torch.Tensor, speech: Optional[torch.Tensor],
                      speech_lengths: Optional[torch.Tensor], src_text: Optional[torch.Tensor],
@@ -338,11 +338,7 @@ class SAlignSTModel(SpeechTextModel):
                 stats["loss_asr"] = loss_asr.detach()
             s_in, s_lens, s_tok = self.speech_input(aenc, alens)
             if self.adapter is not None:
-                aux, aux_stats = self.adapter.aux_losses(lang=lang, lang_frames=lang_frames, src_lang=self.src_lang)
-                for name, (weight, value) in aux.items():
-                    loss = loss + weight * value
-                    stats[name] = value.detach()
-                stats.update(aux_stats)
+                loss = add_aux_losses(loss, stats, self.adapter, lang, lang_frames, self.src_lang)
             s_out, s_layers = self.text_encode(s_in, s_lens, need_layers)
             if self.st_weight > 0 and (st_on or not self.training):
                 loss_st, acc_st = self.decoder_loss(s_out, s_lens, text, text_lengths)
