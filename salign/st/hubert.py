@@ -24,12 +24,12 @@ import contextlib
 import copy
 import logging
 import math
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
-from espnet2.asr.encoder.abs_encoder import AbsEncoder
 
+from salign.st.pretrained import PretrainedEncoder
 from salign.st.ssl_checkpoint import load_ssl_checkpoint
 from salign.utils.io import InputError
 from salign.utils.tensor import length_mask
@@ -52,7 +52,7 @@ def masked_group_norm(x: torch.Tensor, lengths: torch.Tensor, norm: torch.nn.Gro
     return y.to(x.dtype)
 
 
-class HuBERTEncoder(AbsEncoder):
+class HuBERTEncoder(PretrainedEncoder):
     """HuBERT / wav2vec 2.0 acoustic encoder (torchaudio model) loaded from a local checkpoint."""
 
     def __init__(
@@ -119,18 +119,8 @@ class HuBERTEncoder(AbsEncoder):
         convs = [(b.kernel_size, b.stride) for b in self.ssl.feature_extractor.conv_layers]
         self.min_samples = 1 + sum((k - 1) * math.prod(s for _, s in convs[:i]) for i, (k, _) in enumerate(convs))
         width = arch["encoder_embed_dim"]
-        self._output_size = output_size or width
-        self.proj = torch.nn.Linear(width, output_size) if output_size and output_size != width else None
-        self._backbone_frozen = False
+        self.init_projection(width, output_size)
 
-    @contextlib.contextmanager
-    def backbone_frozen(self) -> Iterator[None]:
-        """Within this context the SSL model runs under no-grad; the projection to ``output_size`` still trains."""
-        self._backbone_frozen = True
-        try:
-            yield
-        finally:
-            self._backbone_frozen = False
 
     def standalone_conf(self) -> Dict[str, Any]:
         """``encoder_conf`` entries that rebuild this architecture without the checkpoint file (YAML-safe).
@@ -141,9 +131,6 @@ class HuBERTEncoder(AbsEncoder):
         arch = dict(self.arch, extractor_conv_layer_config=[list(c) for c in self.arch["extractor_conv_layer_config"]])
         return {"arch": arch, "normalize_waveform": self.normalize_waveform}
 
-    def output_size(self) -> int:
-        """Width of the encoder output (``output_size``, else the SSL model's width)."""
-        return self._output_size
 
     def extract(self, wave: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """CNN feature extractor on (B, T) waveform: (B, T', C) features and their lengths, padding excluded."""
@@ -170,10 +157,9 @@ class HuBERTEncoder(AbsEncoder):
         if int(ilens.min()) < self.min_samples:
             raise TooShortUttError(f"has {int(ilens.min())} samples, the encoder's CNN needs >= {self.min_samples}",
                                    int(ilens.min()), self.min_samples)
-        with torch.no_grad() if self._backbone_frozen else contextlib.nullcontext():
+        with self.backbone_grad():
             x, lens = self._backbone(xs_pad[:, : int(ilens.max())], ilens)
-        if self.proj is not None:
-            x = self.proj(x)
+        x = self.project(x)
         x = x.masked_fill(~length_mask(lens, x.size(1)).unsqueeze(-1), 0.0)
         return x, lens, None
 

@@ -33,13 +33,13 @@ import contextlib
 import logging
 import math
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
-from espnet2.asr.encoder.abs_encoder import AbsEncoder
 
+from salign.st.pretrained import PretrainedEncoder
 from salign.utils.io import InputError
 from salign.utils.tensor import length_mask
 
@@ -152,7 +152,7 @@ def mel_filters(n_mels: int) -> torch.Tensor:
                                                  mel_scale="slaney").T.contiguous()
 
 
-class WhisperEncoder(AbsEncoder):
+class WhisperEncoder(PretrainedEncoder):
     """Whisper's audio encoder (openai layout, masked, no 30 s padding) with its log-mel front end."""
 
     def __init__(
@@ -204,28 +204,15 @@ class WhisperEncoder(AbsEncoder):
             for conv in (self.whisper.conv1, self.whisper.conv2):
                 conv.requires_grad_(False)
         width = self.arch["n_audio_state"]
-        self._output_size = output_size or width
-        self.proj = torch.nn.Linear(width, output_size) if output_size and output_size != width else None
+        self.init_projection(width, output_size)
         self.max_frames = 2 * self.arch["n_audio_ctx"]  #: mel frames of openai's 30 s window
-        self._backbone_frozen = False
 
-    @contextlib.contextmanager
-    def backbone_frozen(self) -> Iterator[None]:
-        """Within this context Whisper runs under no-grad; the projection to ``output_size`` still trains."""
-        self._backbone_frozen = True
-        try:
-            yield
-        finally:
-            self._backbone_frozen = False
 
     def standalone_conf(self) -> Dict[str, Any]:
         """``encoder_conf`` entries that rebuild this architecture without the checkpoint file (YAML-safe): the
         encoder dims; the weights then come from the trained model file."""
         return {"arch": dict(self.arch)}
 
-    def output_size(self) -> int:
-        """Width of the encoder output (``output_size``, else n_audio_state)."""
-        return self._output_size
 
     def log_mel(self, wave: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Whisper's log-mel spectrogram of each utterance of (B, T) ``wave``: (B, n_mels, F) with F the longest
@@ -263,10 +250,9 @@ class WhisperEncoder(AbsEncoder):
         if int(ilens.max()) // HOP_LENGTH > self.max_frames:
             raise ValueError(f"encoder whisper: an utterance of {int(ilens.max())} samples is longer than Whisper's "
                              f"{self.max_frames / 100:g} s window ({self.max_frames} frames of 10 ms); segment it")
-        with torch.no_grad() if self._backbone_frozen else contextlib.nullcontext():
+        with self.backbone_grad():
             x, lens = self._backbone(xs_pad[:, : int(ilens.max())], ilens)
-        if self.proj is not None:
-            x = self.proj(x)
+        x = self.project(x)
         x = x.masked_fill(~length_mask(lens, x.size(1)).unsqueeze(-1), 0.0)
         return x, lens, None
 
