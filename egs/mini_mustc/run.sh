@@ -4,6 +4,8 @@
 #   ./run.sh                         # everything, installing what it needs first
 #   ./run.sh --stage 11              # from training on;  any option of ../TEMPLATE/st.sh can be given
 #   ./run.sh --debug true            # tiny model and a few steps (CI)
+#   ./run.sh --corpus_opts "--n_train 300 --n_dev 40 --n_tst 40 --n_tst_unseen 40 --n_mt_extra -1 --nj 2" \
+#     --test_sets "tst-COMMON tst-HE tst-UNSEEN"   # + a test set of held-out voices, every usable MT text pair
 #   ./run.sh --model_family llm      # the speech-LLM family (conf/train_st_llm.yaml: small LM + AI-STA)
 #   ./run.sh --model_family llm --lm hf [--lm_path DIR]   # ... with a local Hugging Face LLM + LoRA
 #                                    # (conf/train_st_llm_hf.yaml; default DIR downloads/Qwen2.5-0.5B; with
