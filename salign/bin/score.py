@@ -1,4 +1,5 @@
-"""Score a decode dir (ST/MT: sacreBLEU BLEU, chrF, TER; ASR: WER, CER) or collect all scores into RESULTS.md.
+"""Score a decode dir (ST/MT: sacreBLEU BLEU, chrF, TER; ASR: WER, CER), collect all scores into RESULTS.md, or
+test one decode against a baseline decode (bootstrap 95% intervals, paired bootstrap p-value).
 
 Usage::
 
@@ -9,17 +10,24 @@ Usage::
     python -m salign.bin.score --collect exp --out RESULTS.md --command "./run.sh --stage 13" [--title ...]
     # -> a Markdown table (rows: test sets; columns: ST BLEU, ST BLEU (lc), ST chrF, MT BLEU, MT BLEU (lc),
     #    ASR WER), the sacreBLEU signatures and the reproduce command; also printed to stdout
+    python -m salign.bin.score --task st --hyp exp/st_ot/decode_st_tst-COMMON/1best_recog/text \
+        --baseline_hyp exp/st_baseline/decode_st_tst-COMMON/1best_recog/text --ref data/tst-COMMON/text.es \
+        --out exp/st_ot/decode_st_tst-COMMON/vs_baseline [--n_bootstrap 1000] [--seed 12345]
+    # -> OUT/significance.json: BLEU and chrF of both with their bootstrap 95% intervals and the paired
+    #    bootstrap p-value (salign.scoring.significance); also printed
 
 HYP and REF are Kaldi-style ``utt text`` files matched by utterance id.
 """
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Optional, Sequence
 
-from salign.scoring.score import TASKS, score_decode, write_results_table
-from salign.utils.io import InputError, run_cli
+from salign.scoring.score import TASKS, bleu_tokenizer, score_decode, write_results_table
+from salign.scoring.significance import DEFAULT_SAMPLES, DEFAULT_SEED, format_paired, paired_test_files
+from salign.utils.io import InputError, atomic_write, run_cli
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -38,6 +46,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--collect", type=Path, default=None, metavar="EXPDIR", help="collect mode: exp dir to scan")
     p.add_argument("--command", default=None, help="reproduce command printed under the table (collect mode)")
     p.add_argument("--title", default="Results", help="table title (collect mode)")
+    p.add_argument("--baseline_hyp", type=Path, default=None,
+                   help="test mode: the baseline's hypotheses; paired bootstrap test of --hyp against them")
+    p.add_argument("--n_bootstrap", type=int, default=DEFAULT_SAMPLES, help="bootstrap resamples (test mode)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the resampling (test mode)")
     return p
 
 
@@ -52,6 +64,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for name in ("task", "hyp", "ref"):
         if getattr(args, name) is None:
             raise InputError(f"--{name} is required when scoring (or use --collect EXPDIR)")
+    if args.baseline_hyp is not None:
+        if args.task == "asr":
+            raise InputError("--baseline_hyp: the paired test is for translation (BLEU/chrF)", fix="--task st or mt")
+        if args.n_bootstrap < 1:
+            raise InputError(f"--n_bootstrap {args.n_bootstrap}: must be >= 1", fix="e.g. 1000")
+        result = paired_test_files(args.hyp, args.baseline_hyp, args.ref, bleu_tokenizer(args.tgt_lang,
+                                   args.bleu_tokenize), args.n_bootstrap, args.seed, args.allow_missing)
+        with atomic_write(args.out / "significance.json") as f:
+            json.dump(result, f, indent=1, ensure_ascii=False)
+            f.write("\n")
+        print(format_paired(result), end="")
+        return 0
     print(score_decode(args.task, args.hyp, args.ref, args.out, args.allow_missing, args.bleu_tokenize,
                        args.test_set, args.model, args.tgt_lang), end="")
     return 0
