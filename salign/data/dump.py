@@ -7,6 +7,14 @@ copies are recognised by ``utt2speed`` (:func:`salign.data.datadir.is_perturbed`
 :func:`mt_text` builds the MT pre-training text; :func:`write_stats` writes ESPnet's shape files (the only ones the
 recipe writes: ``speech_shape`` as ``frames,width`` with the width read from the features, or raw sample counts;
 ``text_shape``/``src_text_shape`` in tokens) and, given one, the CMVN stats file.
+
+No stale result (:mod:`salign.utils.stamp`): each writes a ``.stamp`` in its output dir last, recording what it read
+(``filter``: stage 3's ``.done`` stamp, which changes whenever a shard is extracted from other audio, the feature list
+and lengths, the texts and the limits; ``stats``: the filtered dump dir, its stamp included, and the BPE models). Each
+first checks the stamp of what it reads against what that recorded: ``filter`` refuses features whose extraction is
+unfinished or out of date, ``stats`` a filtered dump made from features or texts that changed since (stage 3 run again
+without stage 4), each as one line naming the dir and the stage to run. Stages 11 and 12 check these stamps the same
+way (egs/TEMPLATE/st.sh).
 """
 from __future__ import annotations
 
@@ -18,8 +26,11 @@ from typing import Dict, Optional, Sequence
 from salign.data.datadir import is_perturbed, read_speeds
 from salign.data.kaldi import iter_table, read_table
 from salign.utils.io import InputError, atomic_dir
+from salign.utils.stamp import Stamp
 
-__all__ = ["filter_split", "feature_width", "mt_text", "write_stats"]
+__all__ = ["filter_split", "feature_width", "mt_text", "write_stats", "STAMP"]
+
+STAMP = ".stamp"  # in each output dir of stages 4 and 10, written last
 
 
 def _tokenizer(model: Optional[str]):
@@ -58,10 +69,19 @@ def filter_split(data: Path, feats: Path, out: Path, src: str, tgt: str, min_fra
     """
     if not (feats / ".done").is_file():
         raise InputError("features are incomplete (no .done marker)", feats, fix="run stage 3 (features) first")
+    # stage 3's stamp against what it recorded: every shard finished with the stamp the merge saw (an extraction
+    # interrupted, or redone from changed audio, since the merge leaves the old merged files behind)
+    Stamp.recorded(feats / ".done").stale(feats, "stage 3 (features)")
     raw = (feats / "utt2num_samples").is_file() and not (feats / "utt2num_frames").is_file()
     scp_name, len_name, unit = ("wav.scp", "utt2num_samples", "samples") if raw else \
         ("feats.scp", "utt2num_frames", "frames")
     lo, hi = (min_samples, max_samples) if raw else (min_frames, max_frames)
+    inputs = [feats / ".done", feats / scp_name, feats / len_name, data / f"text.{src}", data / f"text.{tgt}"]
+    if (data / "utt2speed").is_file():
+        inputs.append(data / "utt2speed")
+    stamp = Stamp(out / STAMP, inputs, {"min": lo, "max": hi, "max_src_tokens": max_src_tokens,
+                                        "max_tgt_tokens": max_tgt_tokens, "keep_all": keep_all, "subset": subset})
+    stamp.identities()  # what this run reads, as it starts
     scp = read_table(feats / scp_name)
     frames = {k: int(v) for k, v in read_table(feats / len_name).items()}
     src_text = read_table(data / f"text.{src}")
@@ -101,6 +121,7 @@ def filter_split(data: Path, feats: Path, out: Path, src: str, tgt: str, min_fra
                 f.writelines(f"{k} {table[k]}\n" for k in keep)
         with open(tmp / "filter.log", "w", encoding="utf-8") as f:
             f.writelines(f"{k}: {v}\n" for k, v in sorted(why.items()))
+    stamp.write([out / name for name in files])
     return why
 
 
@@ -109,8 +130,14 @@ def write_stats(dump: Path, out: Path, src: str, tgt: str, bpemodel: Optional[st
     """ESPnet shape files (speech: fbank ``frames,width`` or raw samples; texts: token counts) for one dump dir.
 
     These are the only shape files the recipe writes; the fbank width is read from the features. CMVN statistics
-    are not copied here: training reads stage 3's ``cmvn.npz`` (ESPnet's ``feats_stats.npz`` format) where it is."""
+    are not copied here: training reads stage 3's ``cmvn.npz`` (ESPnet's ``feats_stats.npz`` format) where it is.
+    ``dump`` must be current (its stage-4 stamp matches what it recorded); ``out/.stamp`` records what was read."""
+    Stamp.recorded(dump / STAMP).stale(dump, "stage 4 (length filtering)")
+    models = list(dict.fromkeys(m for m in (bpemodel, src_bpemodel) if m and Path(m).is_file()))
+    stamp = Stamp(out / STAMP, [dump, *models], {"bpemodel": bpemodel, "src_bpemodel": src_bpemodel})
+    stamp.identities()
     enc_tgt, enc_src = _tokenizer(bpemodel), _tokenizer(src_bpemodel or bpemodel)
+    names = []
     with atomic_dir(out) as tmp:
         if (dump / "utt2num_frames").is_file():
             width = feature_width(dump)
@@ -122,6 +149,8 @@ def write_stats(dump: Path, out: Path, src: str, tgt: str, bpemodel: Optional[st
             table = read_table(dump / f"text.{lang}")
             with open(tmp / name, "w", encoding="utf-8") as f:
                 f.writelines(f"{k} {max(1, len(enc(v)))}\n" for k, v in table.items())
+        names = sorted(p.name for p in tmp.iterdir())
+    stamp.write([out / name for name in names])
 
 
 def mt_text(out: Path, src: str, tgt: str, dumps: Sequence[Path], src_files: Sequence[Path],
@@ -130,6 +159,9 @@ def mt_text(out: Path, src: str, tgt: str, dumps: Sequence[Path], src_files: Seq
     plus plain-text parallel files (one sentence per line; the source is normalised like MuST-C transcripts)."""
     from salign.text.normalize import normalize_source, normalize_target
 
+    inputs = [p for d in dumps for p in (d / f"text.{src}", d / f"text.{tgt}", d / "utt2speed") if p.is_file()]
+    stamp = Stamp(out / STAMP, inputs + [*map(Path, src_files), *map(Path, tgt_files)])
+    stamp.identities()
     rows: Dict[str, tuple] = {}
     for d in dumps:
         s_tab, t_tab, speeds = read_table(d / f"text.{src}"), read_table(d / f"text.{tgt}"), read_speeds(d)
@@ -150,4 +182,5 @@ def mt_text(out: Path, src: str, tgt: str, dumps: Sequence[Path], src_files: Seq
         for name, idx in ((f"text.{src}", 0), (f"text.{tgt}", 1)):
             with open(tmp / name, "w", encoding="utf-8") as f:
                 f.writelines(f"{k} {rows[k][idx]}\n" for k in sorted(rows))
+    stamp.write([out / f"text.{src}", out / f"text.{tgt}"])
     return len(rows)

@@ -7,7 +7,9 @@ each model loaded once. The same options with ``--merge`` instead of ``--job`` m
 ``decode_<task>_<set>/<n>best_recog/{text,token,token_int,score}`` (ESPnet's files) and only then write the
 directory's completion stamp (:class:`salign.utils.stamp.Stamp`: the model, its config, the decoding config, the
 set's data files and the decoding options). A directory whose stamp is fresh is skipped (``skip: ... is up to
-date``); any other is decoded again, the reason printed (e.g. ``input exp/st/valid.acc.ave.pth changed``).
+date``); any other is decoded again, the reason printed (e.g. ``input exp/st/valid.acc.ave.pth changed``). A job's
+share that an interrupted run finished (its ``output.J`` record, written last, matches today's model, data and
+options, and it holds the share's keys) is not decoded again: killed and re-run, stage 12 redoes only what was cut.
 MT reads ``<set>/text.<src_lang>``. ``--decode_options`` (every decode) and ``--mt_options`` (MT) are shell-quoted
 option strings added after the command line's, e.g. the recipe's ``--maxlenratio 2.0`` for MT.
 """
@@ -124,11 +126,17 @@ def run_job(dirs: Sequence[DecodeDir], job: int, nj: int) -> None:
         raise InputError(f"--job {job} must be between 1 and --nj {nj}")
     todo = []
     for d in dirs:
-        reason = d.stamp().reason()
+        stamp = d.stamp()
+        reason = stamp.reason()
         if reason is None:
             print(f"[st_inference] skip: {d.path} is up to date ({UNCHANGED})", file=sys.stderr)
             continue
         share = key_shares(read_keys(d.keys_file), nj)[job - 1]
+        if share and job_done(d, stamp, job, share):
+            print(f"[st_inference] skip: {d.path / f'output.{job}'} is complete (job {job}/{nj} of an interrupted "
+                  f"run decoded these {len(share)} utterances with the same model, data and options)",
+                  file=sys.stderr)
+            continue
         print(f"[st_inference] decoding {d.dset} as {d.task} -> {d.path} ({reason}; job {job}/{nj}: "
               f"{len(share)} utterances)", file=sys.stderr)
         if share:
@@ -144,6 +152,22 @@ def run_job(dirs: Sequence[DecodeDir], job: int, nj: int) -> None:
         decode(args, session)
         with atomic_write(out / RECORD) as f:  # what this job decoded, for the merge to check
             json.dump(d.stamp().record(), f, sort_keys=True)
+
+
+def job_done(d: DecodeDir, stamp: Stamp, job: int, share: Sequence[str]) -> bool:
+    """Whether ``output.<job>`` is this job's finished decode of ``share`` with today's model, data and options: its
+    record (written last, atomically) matches the stamp, and its 1-best token ids hold exactly the share."""
+    from salign.data.kaldi import read_table
+
+    out = d.path / f"output.{job}"
+    try:
+        got = json.loads((out / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if got != json.loads(json.dumps(stamp.record(), sort_keys=True)):
+        return False
+    token_int = out / "1best_recog" / "token_int"
+    return token_int.is_file() and set(read_table(token_int)) == set(share)
 
 
 def run_merge(dirs: Sequence[DecodeDir], nj: int, job_log: Optional[str] = None) -> None:

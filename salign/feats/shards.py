@@ -7,7 +7,8 @@ a ``*.J.done`` stamp (:mod:`salign.utils.stamp`: the content of the shard's audi
 factors and audio paths, and the dump's options). A shard whose stamp matches is skipped; one with leftover
 temporaries, a missing file or an outdated stamp is redone, so a recording replaced by another of the same name and
 length is extracted again. The merge refuses to run until every shard is complete (naming the first that is not, its
-log and the command that redoes it) and writes ``OUT/.done`` last: a stamp of the shard stamps and the merged files.
+log and the command that redoes it) and writes ``OUT/.done`` last: a stamp of the shard stamps and the merged files;
+a shard that starts being redone removes it first, so an interrupted re-extraction leaves no finished-looking dump.
 The tool decides alone whether stage 3 has work to do; the driver just runs it.
 
 A tool subclasses :class:`ShardedDump` with what it writes per shard and what it merges; :func:`shard_main` is its
@@ -175,6 +176,9 @@ class ShardedDump(ABC):
         check_segments(mine, self.wav_scp, where=self.data / "wav.scp", segments=self.segments_file)
         t0 = time.time()
         self.progress = Progress(len(mine), f"{self.tool}: shard {job}/{self.nj}", log=self.log_raw)
+        # the merged dump stops counting as finished now (its files stay until the merge): a later stage must not
+        # read it while a shard is being redone, nor after an interrupted redo (they check OUT/.done)
+        (self.out / ".done").unlink(missing_ok=True)
         with shard.writing() as temps:
             n, audio_s = self.write_shard(mine, temps, shard.finals)
         wall = time.time() - t0

@@ -14,8 +14,9 @@ Inputs are hashed once per :class:`Stamp` object: :meth:`Stamp.write` records wh
 input changed while the step ran makes the next check fail. A changed file with the same name and length is seen.
 
 Shell stages use the same rule through ``python -m salign.bin.stamp check|write|why`` (see that tool).
-:meth:`Stamp.recorded` checks a finished step's stamp against what it recorded (did an input change since?), and
-:func:`difference` names what differs between two stamps (why a step was redone).
+:meth:`Stamp.recorded` checks a finished step's stamp against what it recorded (did an input change since, or is one
+gone?), :meth:`Stamp.stale` turns a failed check into the one-line error of the step that refuses the stale result,
+and :func:`difference` names what differs between two stamps (why a step was redone).
 """
 from __future__ import annotations
 
@@ -91,6 +92,8 @@ class Stamp:
         self.inputs: List[str] = [str(p) for p in inputs]
         self.options: Dict[str, Any] = json.loads(_canonical(dict(options or {})))  # JSON round trip: tuples -> lists
         self._identities: Optional[Dict[str, Any]] = None
+        #: a missing input is a reason to redo (:meth:`recorded`: what the step read is gone) instead of an error
+        self.missing_is_reason = False
 
     def identities(self) -> Dict[str, Any]:
         """Each input's identity (computed once); a missing input raises :class:`InputError`."""
@@ -99,7 +102,7 @@ class Stamp:
             ids: Dict[str, Any] = {}
             for p in self.inputs:
                 ident = input_identity(Path(p), skip)
-                if ident is None:
+                if ident is None and not self.missing_is_reason:
                     raise InputError("input is missing", p, fix="run the stage that makes it first")
                 ids[p] = ident
             self._identities = ids
@@ -122,6 +125,9 @@ class Stamp:
         old = self._old()
         if old is None:
             return "no stamp" if not self.path.exists() else f"stamp {self.path} is unreadable"
+        for p, ident in new["inputs"].items():
+            if ident is None:
+                return f"input {p} is missing"
         if old.get("version") != STAMP_VERSION:
             return f"stamp {self.path} has another version"
         why = difference(old, new)
@@ -137,7 +143,21 @@ class Stamp:
         """The stamp at ``path`` with the inputs and options it recorded: its :meth:`reason` says whether what the
         step consumed is unchanged since (how a later stage checks an earlier one's result); no stamp: no inputs."""
         old = cls(path)._old() or {}
-        return cls(path, list(old.get("inputs") or {}), old.get("options") or {})
+        stamp = cls(path, list(old.get("inputs") or {}), old.get("options") or {})
+        stamp.missing_is_reason = True
+        return stamp
+
+    def stale(self, what: PathLike, stage: str) -> None:
+        """Raise a one-line :class:`InputError` unless this (recorded) stamp is current: how a step refuses an earlier
+        stage's result that is missing, unfinished or made from inputs that changed since (``what``: that result;
+        ``stage``: the stage that remakes it, e.g. ``stage 3 (features)``)."""
+        why = self.reason()
+        if why is None:
+            return
+        if why == "no stamp":
+            raise InputError(f"not finished (no stamp {self.path.name}: never made, interrupted, or made by an older "
+                             "salign)", what, fix=f"run {stage} again")
+        raise InputError(f"out of date ({why} since it was made)", what, fix=f"run {stage} again")
 
     def fresh(self) -> bool:
         """True when :meth:`reason` is None."""

@@ -28,7 +28,7 @@ def test_raw_dump_is_filtered_by_samples_and_shaped_in_samples(tmp_path):
     prepare_dump.main(["filter", "--data", str(data), "--feats", str(raw), "--out", str(filt), "--tgt_lang", "es",
                        "--min_samples", "38000", "--max_samples", "44000",
                        "--min_frames", "100000"])  # frame limits do not apply to raw audio
-    assert sorted(p.name for p in filt.iterdir()) == ["filter.log", "text.en", "text.es", "utt2num_samples",
+    assert sorted(p.name for p in filt.iterdir()) == [".stamp", "filter.log", "text.en", "text.es", "utt2num_samples",
                                                         "wav.scp"]
     assert list(_table(filt / "wav.scp")) == ["rec0_02", "rec0_03"]
     assert _table(filt / "wav.scp")["rec0_02"] == _table(raw / "wav.scp")["rec0_02"]
@@ -55,7 +55,7 @@ def test_fbank_shapes_carry_the_dump_feature_width(tmp_path):
     fb, filt, stats = tmp_path / "fbank", tmp_path / "filtered", tmp_path / "stats"
     make_fbank.main(["--data", str(data), "--out", str(fb), "--num_mel_bins", "40"])
     prepare_dump.main(["filter", "--data", str(data), "--feats", str(fb), "--out", str(filt), "--tgt_lang", "es"])
-    assert sorted(p.name for p in filt.iterdir()) == ["feats.scp", "filter.log", "text.en", "text.es",
+    assert sorted(p.name for p in filt.iterdir()) == [".stamp", "feats.scp", "filter.log", "text.en", "text.es",
                                                         "utt2num_frames"]  # shapes: stage 10 only
     assert "too few frames" not in (filt / "filter.log").read_text()
     prepare_dump.main(["stats", "--dump", str(filt), "--out", str(stats), "--tgt_lang", "es"])

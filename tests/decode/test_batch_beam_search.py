@@ -14,7 +14,7 @@ import pytest
 import torch
 
 pytestmark = pytest.mark.slow
-TOL = 1e-4  # model_dir: the trained tiny model of tests/decode/conftest.py
+TOL = 1e-4  # model_dir: the trained tiny model of tests/conftest.py
 
 
 @pytest.fixture(scope="module")

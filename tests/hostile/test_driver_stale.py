@@ -2,7 +2,8 @@
 of the mini recipe up to stage 10 (shared by the module; one test set, one job per stage-3 set to keep it short):
 
 * stage 3 extracts again a set whose wav changed in place (same name and length) and says why; a set whose stamp is
-  up to date is skipped with one line saying so;
+  up to date is skipped with one line saying so; stages 11 and 12 then refuse the filtered dumps and shapes made
+  from the old features until stages 4 and 10 have run again;
 * stage 13 refuses hypotheses that are missing or older than what they were decoded from, stages 12, 14 and 15 a
   model that is missing or older than what it was trained from;
 * stage 11 does not mark a training done that left no model, resumes only a training with the same inputs, and
@@ -78,6 +79,10 @@ def test_stage3_extracts_a_wav_changed_in_place_again_and_says_why(recipe):
     proc = driver(recipe, "--stage", "3", "--stop_stage", "3")
     assert proc.returncode == 0 and "stage 3: dump/fbank/dev is up to date, skipped" in proc.stdout, proc.stdout
     assert "extracted again" not in proc.stdout
+    # the stages after 3 were made from the old features: made again, so that the tests after this one see a
+    # consistent recipe (the refusal of stale dumps: test_training_and_decoding_refuse_filtered_dumps_...)
+    proc = driver(recipe, "--stage", "4", "--stop_stage", "10")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
 
 
 def test_too_little_disk_for_the_features_is_one_line(recipe):
@@ -156,3 +161,35 @@ def test_training_marks_done_only_with_a_model_and_retrains_a_changed_config(rec
     one_error(driver(recipe, "--stage", "15", "--stop_stage", "15", "--st_tag", "nothing"),
               "stage 15: model exp/st_nothing/train.acc.ave.pth not found", "run stage 11 first")
     assert snapshot(recipe) == before
+
+
+def test_training_and_decoding_refuse_filtered_dumps_older_than_the_features(recipe):
+    """Stage 3 run again on changed audio, stages 4 and 10 not: the filtered dumps and shapes are those of the old
+    features, so stage 11 and stage 12 refuse them (one line, nothing written) until stages 4 and 10 have run."""
+    for dset in ("dev", "tst-COMMON"):
+        rewrite_samples(Path((recipe / "data" / dset / "wav.scp").read_text().split()[1]))
+    proc = driver(recipe, "--stage", "3", "--stop_stage", "3")
+    assert proc.returncode == 0 and "stage 3: dump/fbank/dev: 1/1 shard(s) extracted again" in proc.stdout, \
+        (proc.stdout + proc.stderr)[-3000:]
+    check = ["--stage", "11", "--stop_stage", "11", "--pretrain_mt", "false", "--train_st", "false"]
+    model = recipe / "exp" / "st_stale" / "fake.pth"
+    model.parent.mkdir(parents=True)
+    model.write_text("a model\n")
+    def outputs() -> dict:  # all but the config checker's cache (its stamps are written before any stage runs)
+        return {k: v for k, v in snapshot(recipe).items() if not k.startswith("exp/.check_config/")}
+
+    before = outputs()
+    one_error(driver(recipe, *check), "stage 11: dump/filtered/dev is out of date (input dump/fbank/dev/.done changed "
+              "since it was made)", "run stages 4 and 10 again")
+    decode = ["--stage", "12", "--stop_stage", "12", "--st_tag", "stale", "--inference_model", "fake.pth"]
+    one_error(driver(recipe, *decode),
+              "stage 12: dump/filtered/tst-COMMON is out of date (input dump/fbank/tst-COMMON/.done changed since it "
+              "was made)", "run stages 4 and 10 again")
+    assert outputs() == before
+    proc = driver(recipe, "--stage", "4", "--stop_stage", "4")  # stage 4 alone: the shapes are still the old ones
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    one_error(driver(recipe, *check), "stats/dev is out of date (input dump/filtered/dev changed since "
+              "it was made)", "run stages 4 and 10 again")
+    proc = driver(recipe, "--stage", "10", "--stop_stage", "11", "--pretrain_mt", "false", "--train_st", "false")
+    assert proc.returncode == 0 and "stage 11b: skipped: --train_st false" in proc.stdout, \
+        (proc.stdout + proc.stderr)[-3000:]

@@ -8,17 +8,14 @@ the model, optimizer, scheduler and our update-clock buffer from ``checkpoint.pt
 """
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.conftest import train_args
+from tests.hostile.kill import kill_when, run, start
 
 pytestmark = pytest.mark.slow
 EPOCHS = 3
@@ -30,29 +27,13 @@ def command(tiny_data: Path, out: Path) -> list:
             "--resume", "true", "--seed", "3"]
 
 
-def run(cmd: list, cwd: Path, log: str) -> None:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    with open(cwd / log, "w") as f:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=300)
-    assert proc.returncode == 0, (cwd / log).read_text()[-3000:]
-
-
 def test_training_killed_mid_epoch_resumes_to_the_same_checkpoints(tiny_data, tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     whole.mkdir(), killed.mkdir()
     run(command(tiny_data, whole / "exp"), whole, "log")
 
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    log = killed / "log"
-    with open(log, "w") as f:
-        proc = subprocess.Popen(command(tiny_data, killed / "exp"), cwd=killed, env=env, stdout=f,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 240
-    while "2epoch:train:" not in log.read_text() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "training ended before it could be killed in epoch 2:\n" + log.read_text()[-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc = start(command(tiny_data, killed / "exp"), killed, "log")
+    kill_when(proc, lambda: "2epoch:train:" in (killed / "log").read_text(), "in epoch 2", timeout=240)
     exp = killed / "exp"
     assert (exp / "1epoch.pth").is_file() and not (exp / f"{EPOCHS}epoch.pth").exists()
     run(command(tiny_data, exp), killed, "log_resumed")

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -219,6 +221,67 @@ def test_launcher_usage_errors(tmp_path):
     r = run([LOCAL, "JOB=1:2", "log/same.log", "true"], tmp_path)
     assert r.returncode == 2 and "does not contain 'JOB'" in r.stderr
     assert run([LOCAL, "--help"], tmp_path).stdout.startswith("Run a command as N parallel jobs")
+
+
+# A job that reports progress as salign.utils.progress does (on stderr, into its log): N utterances, STEP s apart.
+PROGRESS_JOB = r"""n=$1 step=$2 job=$3
+echo "job $job: an unrelated line: 3/4 (75%), not progress"
+for ((i = 1; i <= n; i++)); do
+  sleep "$step"
+  end="ETA 1 s"; [ "$i" -lt "$n" ] || end=done
+  echo "make_fbank: shard $job/3: $i/$n utterances ($((100 * i / n))%), 1 s, $end" >&2
+done
+"""
+SUMMARY = re.compile(r"^(local|slurm)\.sh: log/p\.JOB\.log: (\d+)/(~?)(\d+) utterances \((\d+)%\), \d+ s"
+                     r"(, ETA ~?\d+ s)?; jobs: (\d+) running, (\d+) done, (\d+) waiting$")
+
+
+@pytest.mark.parametrize("launcher", ["local", "slurm"])
+def test_progress_summary_while_jobs_run(tmp_path, fake_sbatch, launcher):
+    """Every --progress_interval seconds one line sums the jobs' latest progress lines (a previous run's log of a job
+    not started yet is not counted; a job that has not reported counts as the mean of those that have, marked ~),
+    with the ETA; a last line once all ended; the job logs are left as the jobs wrote them."""
+    script, env = (LOCAL, {}) if launcher == "local" else (SLURM, dict(fake_sbatch))
+    (tmp_path / "job.sh").write_text(PROGRESS_JOB)
+    (tmp_path / "log").mkdir()
+    old = tmp_path / "log" / "p.3.log"  # a previous run's log: 99 utterances, long done
+    old.write_text("make_fbank: shard 3/3: 99/99 utterances (100%), 1 s, done\n# Ended (code 0) at then\n")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    t0 = time.time()
+    r = run([script, "--max_jobs_run", "2", "--progress_interval", "1", "JOB=1:3", "log/p.JOB.log",
+             "bash", "job.sh", "10", "0.15", "JOB"], tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) >= 3 and time.time() - t0 < 30, r.stderr
+    found = [SUMMARY.match(ln) for ln in lines]
+    assert all(found), r.stderr
+    done = [int(m.group(2)) for m in found]
+    assert done == sorted(done) and done[-1] == 30, r.stderr
+    assert all(int(m.group(4)) <= 30 and int(m.group(8)) + int(m.group(9)) + int(m.group(7)) == 3 for m in found)
+    last = found[-1]
+    assert (last.group(3), last.group(4), last.group(5), last.group(6)) == ("", "30", "100", None)
+    assert last.group(7, 8, 9) == ("0", "3", "0"), lines[-1]
+    if launcher == "local":  # 2 at a time: job 3 waits at first, its share estimated (~), with an ETA
+        first = found[0]
+        assert first.group(9) == "1" and first.group(3) == "~" and first.group(4) == "30" and first.group(6), lines[0]
+    for j in (1, 2, 3):
+        text = (tmp_path / f"log/p.{j}.log").read_text().splitlines()
+        assert text[2] == f"job {j}: an unrelated line: 3/4 (75%), not progress"
+        assert text[-3] == f"make_fbank: shard {j}/3: 10/10 utterances (100%), 1 s, done"
+        assert text[-2].startswith("# Accounting: ") and text[-1].startswith("# Ended (code 0)")
+    # none with --progress_interval 0, nor for a job that reports nothing
+    r = run([script, "--progress_interval", "0", "JOB=1:3", "log/p.JOB.log", "bash", "job.sh", "3", "0.5", "JOB"],
+            tmp_path, env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    r = run([script, "--progress_interval", "1", "JOB=1:2", "log/q.JOB.log", "sleep 1.5"], tmp_path, env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_progress_interval_usage_error(tmp_path):
+    r = run([LOCAL, "--progress_interval", "soon", "JOB=1:2", "log/x.JOB.log", "true"], tmp_path)
+    assert r.returncode == 2 and not (tmp_path / "log").exists()
+    assert r.stderr.strip() == ("ERROR [local.sh]: --progress_interval must be a whole number of seconds, got 'soon' "
+                                "(fix: e.g. --progress_interval 60, or 0 for no progress summary)")
 
 
 SCRIPT = """#!/usr/bin/env bash

@@ -136,3 +136,21 @@ def test_cli_bad_option_and_exit_codes(setup) -> None:
     proc = subprocess.run([sys.executable, "-m", "salign.bin.stamp", "write", "--stamp", str(tmp / "s.json"),
                            "--output", str(tmp / "nope")], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("ERROR [stamp]:")
+
+
+def test_recorded_stamp_with_a_missing_input_is_stale_not_an_error(setup) -> None:
+    """How a later stage checks an earlier one's result: an input gone since (a shard stamp removed by an interrupted
+    re-extraction) is a reason, and :meth:`Stamp.stale` is the refusing step's one-line error."""
+    tmp, wav, d, out = setup
+    Stamp(tmp / "s.json", [wav, d], {"nj": 2}).write([out])
+    Stamp.recorded(tmp / "s.json").stale(tmp / "result", "stage 3 (features)")  # current: no error
+    wav.unlink()
+    assert Stamp.recorded(tmp / "s.json").reason() == f"input {wav} is missing"
+    with pytest.raises(InputError) as exc:
+        Stamp.recorded(tmp / "s.json").stale(tmp / "result", "stage 3 (features)")
+    assert str(exc.value) == (f"{tmp / 'result'}: out of date (input {wav} is missing since it was made) (fix: run "
+                              "stage 3 (features) again)")
+    with pytest.raises(InputError, match=r"not finished \(no stamp none.json: .*\(fix: run stage 4 again\)"):
+        Stamp.recorded(tmp / "none.json").stale(tmp / "result", "stage 4")
+    with pytest.raises(InputError, match="input is missing"):  # a step's own check: still an error
+        Stamp(tmp / "s.json", [wav]).reason()

@@ -14,6 +14,7 @@ queue_die() { echo "ERROR [${prog}]: $*" >&2; exit 2; }
 # an argument with whitespace is quoted, one without is passed as-is, so a separate "|" or ">" acts as in a shell).
 queue_parse() {
   local opt val arg
+  progress_interval=${SALIGN_PROGRESS_INTERVAL:-60}
   while [ $# -gt 0 ]; do
     case "$1" in
       --help|-h) queue_usage; exit 0 ;;
@@ -21,8 +22,14 @@ queue_parse() {
       --*) [ $# -ge 2 ] || queue_die "option '$1' needs a value (fix: $1 VALUE)"; opt=$1; val=$2; shift 2 ;;
       *) break ;;
     esac
-    set_option "${opt}" "${val}" || queue_die "unknown option '${opt}' (fix: one of ${valid_options})"
+    case "${opt}" in
+      --progress_interval|--progress-interval) progress_interval=${val} ;;
+      *) set_option "${opt}" "${val}" ||
+           queue_die "unknown option '${opt}' (fix: one of ${valid_options} --progress_interval)" ;;
+    esac
   done
+  [[ ${progress_interval} =~ ^[0-9]+$ ]] || queue_die "--progress_interval must be a whole number of seconds, got" \
+    "'${progress_interval}' (fix: e.g. --progress_interval 60, or 0 for no progress summary)"
   jobvar='' first=1 last=1
   if [[ $# -gt 0 && $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=([1-9][0-9]*):([1-9][0-9]*)$ ]]; then
     jobvar=${BASH_REMATCH[1]} first=$((10#${BASH_REMATCH[2]})) last=$((10#${BASH_REMATCH[3]}))
@@ -98,4 +105,90 @@ report_failures() {
     if declare -F more_report > /dev/null; then more_report; fi
   } >&2
   exit 1
+}
+
+# The progress summary while the jobs run: tools that report progress (salign.utils.progress: feature extraction,
+# decoding) write lines "LABEL: DONE/TOTAL UNIT (P%), ELAPSED[, ETA T | , done]" into their job logs; every
+# --progress_interval seconds (default 60, or env SALIGN_PROGRESS_INTERVAL; 0: none) the launcher prints one line on
+# stderr summing the latest line of each series over the jobs, e.g.
+#   local.sh: dump/fbank/train/log/make_fbank.JOB.log: 1234/5000 utterances (25%), 2.5 min, ETA 7.5 min; jobs: 2
+#   running, 1 done, 1 waiting
+# (a total with "~" includes an estimate for jobs that have not reported yet: the mean of those that have), and once
+# more when the jobs have ended if it printed any. The job logs are only read.
+
+# progress_line: that line now, from the logs written since the jobs started (an older log is a previous run's);
+# nothing before any job has reported progress.
+progress_line() {
+  local id log logs=()
+  for ((id = first; id <= last; id++)); do
+    log=$(subst "${logtmpl}" "${id}")
+    if [ -f "${log}" ] && [ "${log}" -nt "${progress_marker}" ]; then logs+=("${log}"); fi
+  done
+  [ "${#logs[@]}" -gt 0 ] || return 0
+  awk -v now="$(date +%s)" -v start="${progress_t0}" -v waiting="$((njobs - ${#logs[@]}))" \
+      -v prog="${prog}" -v name="${logtmpl}" '
+    function dur(s) {
+      if (s < 90) return sprintf("%.0f s", s)
+      if (s < 5400) return sprintf("%.1f min", s / 60)
+      return sprintf("%.1f h", s / 3600)
+    }
+    match($0, /: [0-9]+\/[0-9]+ [A-Za-z_]+ \([0-9]+%\), /) {
+      split(substr($0, RSTART + 2, RLENGTH - 2), f, /[\/ ]/)
+      key = FILENAME SUBSEP substr($0, 1, RSTART - 1)
+      done[key] = f[1]; total[key] = f[2]
+      if (unit == "") unit = f[3]
+      reported[FILENAME] = 1
+    }
+    /^# Ended \(code / { ended[FILENAME] = 1 }
+    END {
+      for (k in done) { d += done[k]; t += total[k] }
+      for (i = 1; i < ARGC; i++) {
+        if (ARGV[i] in ended) finished++; else running++
+        if (ARGV[i] in reported) nrep++; else if (!(ARGV[i] in ended)) unknown++
+      }
+      if (!nrep) exit
+      unknown += waiting
+      approx = ""
+      if (unknown > 0) { t += unknown * t / nrep; approx = "~" }
+      t = int(t + 0.5)
+      el = now - start
+      line = sprintf("%s: %s: %d/%s%d %s (%d%%), %s", prog, name, d, approx, t, unit, t ? 100 * d / t : 0, dur(el))
+      if (d > 0 && d < t) line = line ", ETA " approx dur(el * (t - d) / d)
+      printf "%s; jobs: %d running, %d done, %d waiting\n", line, running - 0, finished - 0, waiting
+    }' "${logs[@]}"
+}
+
+# progress_start: start the summary loop in the background (not one of the launcher's jobs: it is disowned, so the
+# launcher's `jobs` and `wait` do not see it); it ends with the launcher. progress_stop ends it, with a last line if
+# it printed any.
+progress_start() {
+  progress_pid='' progress_marker=''
+  [ "${progress_interval}" -gt 0 ] || return 0
+  progress_t0=$(date +%s)
+  progress_marker=$(mktemp "${TMPDIR:-/tmp}/queue_progress.XXXXXX") || return 0
+  # a log counts when it is newer than this: a second back, as file times are coarser than the jobs' start
+  touch -d "@$((progress_t0 - 1))" "${progress_marker}"
+  local parent=$$
+  (
+    trap 'kill "${s:-}" 2>/dev/null; exit 0' TERM
+    while kill -0 "${parent}" 2>/dev/null; do
+      sleep "${progress_interval}" > /dev/null 2>&1 &
+      s=$!
+      wait "${s}"
+      line=$(progress_line)
+      if [ -n "${line}" ]; then echo "${line}" >&2; : > "${progress_marker}.said"; fi
+    done
+  ) &
+  progress_pid=$!
+  disown "${progress_pid}"
+}
+
+progress_stop() {
+  [ -n "${progress_pid:-}" ] || return 0
+  kill "${progress_pid}" 2>/dev/null
+  local i
+  for ((i = 0; i < 40; i++)); do kill -0 "${progress_pid}" 2>/dev/null || break; sleep 0.05; done
+  if [ -f "${progress_marker}.said" ]; then progress_line >&2; fi
+  rm -f "${progress_marker}" "${progress_marker}.said"
+  progress_pid=''
 }

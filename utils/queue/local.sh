@@ -8,6 +8,7 @@
 #   --max_jobs_run K   run at most K jobs at a time (default: min(N, number of cores))
 #   --num_threads T    OMP_NUM_THREADS of each job (default: the cores shared by the jobs running at once, i.e.
 #                      cores / min(N, K), at least 1; an OMP_NUM_THREADS set by the caller caps the cores)
+#   --progress_interval S   seconds between progress summaries (default 60, or env SALIGN_PROGRESS_INTERVAL; 0: none)
 #   --num_nodes N      1 (the default) only: this machine is one node (more nodes: utils/queue/slurm.sh)
 #   --mem X, --gpu N, --time T, --config F, --partition P, --name NAME   accepted for the Slurm launcher's sake
 #                      (and for ESPnet's espnet2.bin.launch, which passes --gpu, --num_threads, --num_nodes and,
@@ -17,6 +18,8 @@
 # ("# Accounting: time=S threads=T" and "# Ended (code C) at DATE, elapsed time S seconds").
 # A command given as one argument is run as shell code ('a JOB | b'); otherwise an argument with whitespace is
 # quoted and one without is passed as-is, so a separate "|" or ">" acts as in a shell command (like run.pl).
+# While the jobs run, a one-line summary of their progress (counts, ETA) from their logs on stderr every
+# --progress_interval seconds (default 60; 0: none; see common.sh).
 # Exit 0 if every job succeeded; otherwise print "local.sh: M/N jobs failed; first failing log: LOG" and the
 # last 20 lines of that log to stderr, and exit 1. A usage error (unknown option, a job range that is not
 # JOB=FIRST:LAST with whole numbers >= 1) is one line "ERROR [local.sh]: ... (fix: ...)", exit 2, before any job.
@@ -59,7 +62,7 @@ fi
 
 statusdir=$(mktemp -d "${TMPDIR:-/tmp}/local.sh.XXXXXX") || queue_die "cannot create a temporary dir"
 # shellcheck disable=SC2317  # invoked by the traps below
-cleanup() { rm -rf "${statusdir}"; }
+cleanup() { progress_stop; rm -rf "${statusdir}"; }
 # shellcheck disable=SC2317
 on_signal() {
   local pids
@@ -81,6 +84,7 @@ run_job() {
 # shellcheck disable=SC2317  # called by count_failures
 job_rc() { cat "${statusdir}/$1" 2>/dev/null || echo missing; }
 
+progress_start
 for ((id = first; id <= last; id++)); do
   while [ "$(jobs -pr | wc -l)" -ge "${max_jobs_run}" ]; do
     wait -n
@@ -88,6 +92,7 @@ for ((id = first; id <= last; id++)); do
   run_job "${id}" &
 done
 wait
+progress_stop
 
 count_failures job_rc
 report_failures

@@ -16,6 +16,8 @@
 #   --name NAME        Slurm job name (default: the log file's name without .log)
 #   --partition P      partition (default: $SLURM_PARTITION, else the cluster's default)
 #   --config F         accepted and ignored (Kaldi compatibility)
+#   --progress_interval S   seconds between progress summaries while the tasks run (default 60, or env
+#                      SALIGN_PROGRESS_INTERVAL; 0: none): counts and ETA summed from the tasks' logs (see common.sh)
 # Environment: SBATCH (default sbatch) and SCANCEL (default scancel) name the Slurm commands; tests point
 # SBATCH at a stand-in that runs the array locally.
 #
@@ -94,6 +96,7 @@ opts=(--wait --parsable --job-name="${job_name:-${name}}" --array="${array}"
 [ -z "${partition}" ] || opts+=(--partition="${partition}")
 
 submit_out=${qdir}/${name}.submit
+progress_start
 "${sbatch}" "${opts[@]}" "${wrapper}" > "${submit_out}" 2>&1 &
 sbatch_pid=$!
 # shellcheck disable=SC2317  # invoked by the trap
@@ -102,11 +105,13 @@ on_signal() {
   jobid=$(grep -m1 -oE '^[0-9]+' "${submit_out}" 2>/dev/null)
   [ -z "${jobid}" ] || "${scancel}" "${jobid}" 2>/dev/null
   kill "${sbatch_pid}" 2>/dev/null
+  progress_stop
   exit 130
 }
 trap on_signal INT TERM
 wait "${sbatch_pid}"
 sbatch_rc=$?
+progress_stop
 
 # shellcheck disable=SC2317  # called by count_failures and report_failures
 job_rc() { cat "${qdir}/${name}.$1.rc" 2>/dev/null || echo missing; }
