@@ -44,6 +44,9 @@ num_nodes=1             # nodes for training (> 1: multi-node DDP, needs a clust
 dumpdir=dump            # features and filtered sets
 feats_type=fbank        # fbank: 80-dim fbank ark/scp, global CMVN | raw: 16 kHz audio (wav.scp, ESPnet's sound type)
 audio_format=flac       # raw: file format of the per-utterance audio (flac | wav)
+feats_stack=1           # fbank: store this many consecutive 10 ms frames as one (80*N dims at N*10 ms), i.e. the
+                        # frame stacking of `--preencoder stack` done once in the dump, which every model (ESPnet's
+                        # stock ST model included) then reads; --min_frames/--max_frames stay in 10 ms frames
 expdir=exp              # models, decodes, results
 run_cmd=./run.sh        # the recipe's command line, shown (after "cd <recipe> &&") under the results table
 # data
@@ -74,7 +77,16 @@ mt_args=                # extra st_train arguments for it
 mt_extra_src=           # extra plain-text parallel data for MT pre-training (source file) ...
 mt_extra_tgt=           # ... and its target file
 mt_init_model=valid.acc.best.pth
-train_st=true           # false: stage 11 stops after the MT pre-training
+train_st=true           # false: stage 11 stops after the pre-training(s)
+# ASR pre-training: the acoustic encoder + CTC trained on speech -> transcript (salign.bin.st_train with a CTC-only
+# config), started from the MT pre-training's embeddings (the CTC head is tied to them), stopped by the config's
+# early stopping on the dev loss; every model family's ST training then starts from it (salign and llm:
+# --init_from_asr, which reports what it loaded; espnet: ESPnet's own --init_param for encoder and ctc). Trained by
+# --model_family salign only (it needs the MT pre-training); the other families use the one it left.
+pretrain_asr=false
+asr_config=             # its config (e.g. egs/mini_mustc/conf/compare/asr.yaml merged by compare.sh)
+asr_args=               # extra st_train arguments for it
+asr_init_model=valid.loss.best.pth  # the checkpoint the ST trainings start from
 # S-Align training
 model_family=salign     # salign: salign's unified ST/MT/ASR model | espnet: ESPnet's stock ST model (espnet2 STTask,
                         # ESPnetSTModel) trained and decoded by ESPnet's own st_train/st_inference on the same dumps,
@@ -226,6 +238,20 @@ train_once() {  # LABEL WHAT EXP_DIR MODEL "INPUTS" COMMAND [ARGS...]
   python -m salign.bin.stamp write --stamp "${exp}/.train.stamp" "${inputs[@]}" --output "${model}"
 }
 
+# asr_init: the ASR pre-training's checkpoint the ST training starts from, checked: it exists and nothing its
+# training read has changed since (the families other than salign only use it: it starts from the MT pre-training)
+asr_init() {
+  local model=${asr_exp}/${asr_init_model}
+  if [ ! -f "${model}" ] || [ ! -f "${asr_exp}/.train.stamp" ]; then
+    die "${model}: no finished ASR pre-training (fix: train it with --model_family salign --pretrain_asr true" \
+      "--asr_config ${asr_config} --train_st false, e.g. by ./compare.sh's shared pre-training)"
+  elif ! fresh --recorded --stamp "${asr_exp}/.train.stamp"; then
+    die "${asr_exp}: the ASR pre-training is out of date (${reason} since it was trained) (fix: train it again" \
+      "with --model_family salign --pretrain_asr true --train_st false)"
+  fi
+  echo "${model}"
+}
+
 # current_model STAGE: the model stages 12, 14 and 15 read exists and, where stage 11 trained it (its stamp), nothing
 # that training read has changed since (an edited config, new data or token lists: train again first)
 current_model() {
@@ -236,6 +262,22 @@ current_model() {
     die "stage $1: the model in ${st_exp} is out of date (${reason} since it was trained) (fix: run stage 11 first," \
       "e.g. --stage 11)"
   fi
+}
+
+# current_dumps STAGE DIR...: each stage-4 or stage-10 output DIR the stage reads is current: its stamp matches what
+# it recorded (stage 3 run again, or the texts or token models changed, without stages 4 and 10: refused, one line)
+current_dumps() {
+  local s=$1 d
+  shift
+  for d in "$@"; do
+    if [ ! -f "${d}/.stamp" ]; then
+      die "stage ${s}: ${d} is not finished (no stamp: never made, interrupted, or made by an older salign) (fix:" \
+        "run stages 4 and 10 again, e.g. --stage 4)"
+    elif ! fresh --recorded --stamp "${d}/.stamp"; then
+      die "stage ${s}: ${d} is out of date (${reason} since it was made) (fix: run stages 4 and 10 again, e.g." \
+        "--stage 4)"
+    fi
+  done
 }
 
 # stage 11 of --model_family llm (pre-training of a tiny LM, warm-up, select_layers, AI-STA training)
@@ -252,7 +294,7 @@ done
   die "--stop_stage ${stop_stage} is below --stage ${stage}: no stage would run (fix: --stop_stage ${stage} or higher)"
 # whole numbers (bash arithmetic would read 'abc' as 0 and '-2' as a job range nobody can run)
 for o in nj:1 inference_nj:1 ngpu:0 num_nodes:1 train_eval_size:0 min_frames:0 max_frames:1 max_src_tokens:1 \
-         max_tgt_tokens:1 nbpe:1 min_free_gb:0; do
+         max_tgt_tokens:1 nbpe:1 min_free_gb:0 feats_stack:1; do
   name=${o%:*} low=${o#*:}
   value=${!name}
   if ! [[ ${value} =~ ^[0-9]+$ ]] || [ "$((10#${value}))" -lt "${low}" ]; then
@@ -290,6 +332,14 @@ esac
 if run_stage 11; then
   [ -n "${st_config}" ] || die "--st_config is not set (fix: set it in run.sh)"
   if [ "${pretrain_mt}" = true ] && [ -z "${mt_config}" ] && [ "${model_family}" != llm ]; then die "--mt_config is not set (fix: set it or --pretrain_mt false)"; fi
+  case "${pretrain_asr}" in
+    true) [ -n "${asr_config}" ] || die "--pretrain_asr true needs --asr_config (fix: set it, or --pretrain_asr false)"
+          [ "${model_family}" != salign ] || [ "${pretrain_mt}" = true ] ||
+            die "--pretrain_asr true: the ASR pre-training starts from the MT pre-training (its CTC head is tied to" \
+              "the MT embeddings) (fix: --pretrain_mt true, or --pretrain_asr false)" ;;
+    false) ;;
+    *) die "--pretrain_asr must be true or false, got '${pretrain_asr}'" ;;
+  esac
   [[ ${ngpu} =~ ^[0-9]+$ ]] || die "--ngpu must be a number, got '${ngpu}' (fix: e.g. --ngpu 1)"
   [[ ${num_nodes} =~ ^[1-9][0-9]*$ ]] || die "--num_nodes must be a positive number, got '${num_nodes}' (fix: --num_nodes 1)"
   if [ "${num_nodes}" -gt 1 ] && [[ $(basename "${cuda_cmd%% *}") == local.sh ]]; then
@@ -305,7 +355,7 @@ if { run_stage 0 && [ -x local/corpus.sh ]; } || run_stage 13; then
   outs+=("$(dirname "${results}")" "run the recipe from a copy elsewhere")
 fi
 if run_stage 1 || run_stage 2 || run_stage 5; then outs+=(data "run the recipe from a copy elsewhere"); fi
-if run_stage 3 || run_stage 4; then outs+=("${dumpdir}" "point --dumpdir elsewhere"); fi
+if run_stage 3 || run_stage 4 || run_stage 10; then outs+=("${dumpdir}" "point --dumpdir elsewhere"); fi
 if [ "${stop_stage}" -ge 10 ]; then outs+=("${expdir}" "point --expdir elsewhere"); fi
 for ((i = 0; i < ${#outs[@]}; i += 2)); do check_writable "${outs[i]}" "${outs[i + 1]}"; done
 for ((i = 0; i < ${#outs[@]}; i += 2)); do
@@ -325,6 +375,7 @@ fi
 configs=()
 if run_stage 11; then
   if [ "${pretrain_mt}" = true ] && [ -n "${mt_config}" ]; then configs+=(--config "${mt_config}"); fi
+  if [ "${pretrain_asr}" = true ] && [ "${model_family}" = salign ]; then configs+=(--config "${asr_config}"); fi
   configs+=(--config "${st_config}")
 fi
 if run_stage 12 && [ -n "${inference_config}" ]; then configs+=(--decode_config "${inference_config}"); fi
@@ -351,16 +402,19 @@ else
 fi
 src_tokens=$(dirname "${src_bpemodel}")/tokens.txt
 tgt_tokens=$(dirname "${tgt_bpemodel}")/tokens.txt
-stats=${expdir}/stats
+stats=${dumpdir}/stats  # stage 10: shape files (derived from the dumps, so next to them)
 featdir=${dumpdir}/${feats_type}  # stage 3's output per set
 if [ "${feats_type}" = raw ]; then  # ESPnet's raw convention: wav.scp of 16 kHz audio, lengths in samples
   feats_tool=make_raw; speech_scp=wav.scp; speech_type=sound; speech_fold=80000
 else
-  feats_tool=make_fbank; speech_scp=feats.scp; speech_type=kaldi_ark; speech_fold=800
+  feats_tool=make_fbank; speech_scp=feats.scp; speech_type=kaldi_ark; speech_fold=$((800 / feats_stack))
 fi
+[ "${feats_type}" = fbank ] || [ "${feats_stack}" -eq 1 ] ||
+  die "--feats_stack ${feats_stack} needs --feats_type fbank (fix: --feats_stack 1 for raw audio)"
 [ -n "${st_tag}" ] || st_tag=$(basename "${st_config:-st}" .yaml)
 st_exp=${expdir}/st_${st_tag}
 mt_exp=${expdir}/mt_$(basename "${mt_config:-mt}" .yaml)
+asr_exp=${expdir}/asr_$(basename "${asr_config:-asr}" .yaml)
 # llm: the LM pre-training's config is --mt_config, else the speech-LLM config itself (on text-only batches)
 if [ "${model_family}" = llm ] && [ -z "${mt_config}" ]; then mt_exp=${expdir}/lm_${st_tag}; fi
 token_args=(--token_type bpe --src_token_type bpe --token_list "${tgt_tokens}" --src_token_list "${src_tokens}"
@@ -408,6 +462,7 @@ if run_stage 3; then
     out=${featdir}/${dset}
     opts=()
     [ "${feats_type}" = raw ] && opts=(--audio_format "${audio_format}")
+    [ "${feats_stack}" -eq 1 ] || opts=(--stack "${feats_stack}")
     # the tool decides alone what is left to do: a shard, or the merge, whose stamp (its audio files' content,
     # segments and options) is fresh is skipped. The shard stamps from before say afterwards what was redone and why.
     prev=$(mktemp -d "${TMPDIR:-/tmp}/st_stage3.XXXXXX")
@@ -450,7 +505,9 @@ fi
 if run_stage 4; then
   log "stage 4: length filtering -> ${dumpdir}/filtered"
   # fbank dumps are filtered by frames, raw ones by the same durations in samples (10 ms = 160 samples)
-  lim=(--min_frames "${min_frames}" --max_frames "${max_frames}" --max_src_tokens "${max_src_tokens}"
+  # lengths in the dump's frames (--feats_stack 10 ms frames each)
+  lim=(--min_frames "$(( (min_frames + feats_stack - 1) / feats_stack ))" --max_frames "$((max_frames / feats_stack))"
+       --max_src_tokens "${max_src_tokens}"
        --min_samples "$((min_frames * 160))" --max_samples "$((max_frames * 160))"
        --max_tgt_tokens "${max_tgt_tokens}" --src_lang "${src_lang}" --tgt_lang "${tgt_lang}")
   for dset in ${train_data} ${valid_set}; do
@@ -491,6 +548,15 @@ if run_stage 10; then
   done
 fi
 
+if run_stage 11; then
+  # what training reads from stages 4 and 10 was made from the current features, texts and token models
+  used=("${dumpdir}/filtered/${valid_set}" "${stats}/${valid_set}")
+  if [ "${train_st}" = true ] || [ "${pretrain_asr}" = true ]; then
+    used+=("${dumpdir}/filtered/${train_data}" "${stats}/${train_data}")
+  fi
+  if [ "${pretrain_mt}" = true ]; then used+=("${dumpdir}/filtered/mt_train" "${stats}/mt_train"); fi
+  current_dumps 11 "${used[@]}"
+fi
 if run_stage 11 && [ "${model_family}" = llm ]; then
   llm_stage11
 elif run_stage 11; then
@@ -515,9 +581,34 @@ elif run_stage 11; then
         --valid_shape_file "${stats}/${valid_set}/src_text_shape" --valid_shape_file "${stats}/${valid_set}/text_shape" \
         --fold_length 150 --fold_length 150 ${mt_args}
   fi
+  if [ "${pretrain_asr}" = true ] && [ "${model_family}" = salign ]; then
+    # shellcheck disable=SC2046,SC2086
+    train_once 11a "ASR pre-training (speech -> transcript, CTC; from the MT pre-training)" "${asr_exp}" \
+      "${asr_exp}/${asr_init_model}" "${featdir}/${train_data}/.done ${featdir}/${valid_set}/.done" \
+      python -m salign.bin.st_train --config "${asr_config}" --output_dir "${asr_exp}" \
+        "${token_args[@]}" "${input_args[@]}" --resume true --init_from_mt "${mt_exp}/${mt_init_model}" \
+        "${norm_args[@]}" \
+        --train_data_path_and_name_and_type "${dumpdir}/filtered/${train_data}/${speech_scp},speech,${speech_type}" \
+        --valid_data_path_and_name_and_type "${dumpdir}/filtered/${valid_set}/${speech_scp},speech,${speech_type}" \
+        $(text_data train "${dumpdir}/filtered/${train_data}") $(text_data valid "${dumpdir}/filtered/${valid_set}") \
+        --train_shape_file "${stats}/${train_data}/speech_shape" --train_shape_file "${stats}/${train_data}/text_shape" \
+        --train_shape_file "${stats}/${train_data}/src_text_shape" \
+        --valid_shape_file "${stats}/${valid_set}/speech_shape" --valid_shape_file "${stats}/${valid_set}/text_shape" \
+        --valid_shape_file "${stats}/${valid_set}/src_text_shape" \
+        --fold_length "${speech_fold}" --fold_length 150 --fold_length 150 ${asr_args}
+  fi
   if [ "${train_st}" = true ]; then
     init=()
     [ "${pretrain_mt}" = true ] && init=(--init_from_mt "${mt_exp}/${mt_init_model}")
+    if [ "${pretrain_asr}" = true ]; then
+      asr_model=$(asr_init)
+      if [ "${model_family}" = espnet ]; then
+        # (one --init_param with both: ESPnet's option takes a list, and a second --init_param would replace the first)
+        init+=(--init_param "${asr_model}:encoder:encoder" "${asr_model}:ctc:ctc")
+      else
+        init+=(--init_from_asr "${asr_model}")
+      fi
+    fi
     what="S-Align multi-task training"
     [ "${model_family}" = espnet ] && what="ESPnet's stock ST model (${train_module})"
     # shellcheck disable=SC2046,SC2086
@@ -536,6 +627,7 @@ elif run_stage 11; then
         --valid_shape_file "${stats}/${valid_set}/src_text_shape" \
         --fold_length "${speech_fold}" --fold_length 150 --fold_length 150 ${st_args}
     logs=("${st_exp}/train.log")
+    [ "${pretrain_asr}" = true ] && logs=("${asr_exp}/train.log" "${logs[@]}")
     [ "${pretrain_mt}" = true ] && logs=("${mt_exp}/train.log" "${logs[@]}")
     python -m salign.bin.train_summary "${logs[@]}"
   else
@@ -543,7 +635,10 @@ elif run_stage 11; then
   fi
 fi
 
-if run_stage 12; then current_model 12; fi
+if run_stage 12; then
+  current_model 12
+  for dset in ${eval_sets}; do current_dumps 12 "${dumpdir}/filtered/${dset}"; done
+fi
 if run_stage 12 && [ "${model_family}" = espnet ]; then
   # ESPnet's own st_inference (ST only: ESPnet's ST model has no MT path), per set: --inference_nj jobs, each on its
   # share of the keys, then merged. A decode dir whose stamp (model, configs, data list, options) is fresh is skipped.
@@ -626,6 +721,7 @@ if run_stage 15 && [ "${model_family}" = espnet ]; then
   log "stage 15: skipped: the gap analysis needs salign's shared textual encoder, ESPnet's ST model has none"
 elif run_stage 15; then
   current_model 15
+  current_dumps 15 "${dumpdir}/filtered/${valid_set}"
   log "stage 15: modality-gap analysis on ${valid_set} -> ${st_exp}/gap"
   python -m salign.bin.analyze_gap --st_train_config "${st_exp}/config.yaml" \
     --st_model_file "${st_exp}/${inference_model}" --feats "${dumpdir}/filtered/${valid_set}/${speech_scp}" \

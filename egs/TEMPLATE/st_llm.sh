@@ -39,6 +39,9 @@ llm_stage11() {
     log "stage 11a: skipped: lm: ${lm} is a pre-trained LM (only our small LM, lm: tiny, is pre-trained here)"
   fi
   if [ "${train_st}" != true ]; then log "stage 11b-d: skipped: --train_st false"; return 0; fi
+  # the acoustic encoder (and CTC head, where the model has one) from the ASR pre-training (st.sh --pretrain_asr)
+  local asr_model
+  if [ "${pretrain_asr}" = true ]; then asr_model=$(asr_init); init+=(--init_from_asr "${asr_model}"); fi
   read -ra td <<< "$(text_data train "${dumpdir}/filtered/${train_data}")"
   read -ra tv <<< "$(text_data valid "${dumpdir}/filtered/${valid_set}")"
   local data=("${input_args[@]}" "${norm_args[@]}" "${init[@]}" "${langs[@]}"
@@ -52,7 +55,8 @@ llm_stage11() {
     --fold_length "${speech_fold}" --fold_length 150 --fold_length 150)
   inputs="${featdir}/${train_data}/.done ${featdir}/${valid_set}/.done"
   local logs=("${st_exp}/train.log")
-  [ "${#init[@]}" -gt 0 ] && logs=("${mt_exp}/train.log" "${logs[@]}")
+  [ "${pretrain_asr}" = true ] && logs=("${asr_exp}/train.log" "${logs[@]}")
+  [ "${pretrain_mt}" = true ] && [ "${lm}" = tiny ] && logs=("${mt_exp}/train.log" "${logs[@]}")
   if [ "${align}" = ot ]; then
     local warm=${st_exp}_warmup layers=${st_exp}/layers.yaml
     local dev_scp=${dumpdir}/filtered/${valid_set}/${speech_scp} dev_src=${dumpdir}/filtered/${valid_set}/text.${src_lang}

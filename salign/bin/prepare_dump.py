@@ -8,7 +8,7 @@
     python -m salign.bin.prepare_dump filter --data data/train --feats dump/raw/train --out dump/filtered/train \
         --src_lang en --tgt_lang es [--min_samples 1600 --max_samples 480000 ...]
     # stage 10 (instead of ESPnet's slow collect-stats pass): shape files (CMVN stats come from stage 3)
-    python -m salign.bin.prepare_dump stats --dump dump/filtered/train --out exp/stats/train \
+    python -m salign.bin.prepare_dump stats --dump dump/filtered/train --out dump/stats/train \
         --src_lang en --tgt_lang es --bpemodel tgt.model --src_bpemodel src.model
 
     # stage 4: parallel text for MT pre-training (training transcripts + optional extra text-only data)

@@ -5,6 +5,11 @@ Shard J (1-based) of N holds the J-th contiguous block of the utterance list sor
 (sharding, stamps and the merge checks: :mod:`salign.feats.shards`). The merge writes ``OUT/feats.scp``,
 ``utt2num_frames`` and ``cmvn.npz`` (ESPnet's ``feats_stats.npz`` keys ``count``, ``sum``, ``sum_square``, usable as
 ``--normalize global_mvn --normalize_conf stats_file=...``); shape files are written by stage 10 only.
+
+``--stack K`` (default 1) stores K consecutive frames as one (``80*K`` dims at ``10*K`` ms, the trailing partial group
+completed by repeating the last frame): the frame stacking of ``--preencoder stack`` done once at dump time, so that a
+model that has no stacking pre-encoder (ESPnet's stock ST model) reads the same low-frame-rate input. CMVN statistics
+and ``utt2num_frames`` are those of the stacked frames.
 """
 from __future__ import annotations
 
@@ -19,11 +24,23 @@ from kaldiio.matio import write_array
 from salign.data.datadir import Segment
 from salign.feats.fbank import FBANK_DIM, SAMPLE_RATE, iter_fbank
 from salign.feats.shards import Shard, ShardedDump
-from salign.utils.io import atomic_write
+from salign.utils.io import InputError, atomic_write
 
-__all__ = ["FbankDump"]
+__all__ = ["FbankDump", "stack_frames"]
 
 STAMP_VERSION = 1
+
+
+def stack_frames(feats: np.ndarray, k: int) -> np.ndarray:
+    """(T, D) -> (ceil(T/k), D*k): k consecutive frames side by side (a trailing partial group repeats the last
+    frame)."""
+    if k == 1:
+        return feats
+    t, d = feats.shape
+    pad = (-t) % k
+    if pad:
+        feats = np.concatenate([feats, np.repeat(feats[-1:], pad, axis=0)])
+    return np.ascontiguousarray(feats.reshape((t + pad) // k, d * k))
 
 
 class FbankDump(ShardedDump):
@@ -40,30 +57,39 @@ class FbankDump(ShardedDump):
     def add_options(cls, p: argparse.ArgumentParser) -> None:
         """``--num_mel_bins``."""
         p.add_argument("--num_mel_bins", type=int, default=FBANK_DIM, help="mel bins (default 80)")
+        p.add_argument("--stack", type=int, default=1,
+                       help="store this many consecutive frames as one (default 1: none)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "FbankDump":
         """The dump of the parsed options."""
-        return cls(args.data, args.out.resolve(), args.nj, args.num_mel_bins)
+        if args.stack < 1:
+            raise InputError(f"--stack {args.stack}: must be >= 1", fix="1 (no stacking) or e.g. 2 (20 ms frames)")
+        return cls(args.data, args.out.resolve(), args.nj, args.num_mel_bins, args.stack)
 
-    def __init__(self, data: Path, out: Path, nj: int, num_mel_bins: int = FBANK_DIM) -> None:
+    def __init__(self, data: Path, out: Path, nj: int, num_mel_bins: int = FBANK_DIM, stack: int = 1) -> None:
         super().__init__(data, out, nj)
-        self.num_mel_bins = num_mel_bins
+        self.num_mel_bins, self.stack = num_mel_bins, stack
+        self.dim = num_mel_bins * stack
 
     def options(self) -> Dict[str, object]:
-        """Feature options (the stamp of a shard)."""
-        return {"version": STAMP_VERSION, "bins": self.num_mel_bins, "sr": SAMPLE_RATE}
+        """Feature options (the stamp of a shard; ``stack`` only when used, so older dumps stay valid)."""
+        opts: Dict[str, object] = {"version": STAMP_VERSION, "bins": self.num_mel_bins, "sr": SAMPLE_RATE}
+        if self.stack != 1:
+            opts["stack"] = self.stack
+        return opts
 
     def write_shard(self, segs: List[Segment], temps: List[Path], finals: List[Path]) -> Tuple[int, float]:
         """Features of ``segs`` into the ark, its scp, frame counts and partial CMVN sums."""
         ark_final = finals[0].resolve()
         scp_rows: List[Tuple[str, str]] = []
         frames: Dict[str, int] = {}
-        total = np.zeros(self.num_mel_bins, dtype=np.float64)
-        total_sq = np.zeros(self.num_mel_bins, dtype=np.float64)
+        total = np.zeros(self.dim, dtype=np.float64)
+        total_sq = np.zeros(self.dim, dtype=np.float64)
         with temps[0].open("wb") as ark:
             for utt, feats in iter_fbank(segs, self.wav_scp, num_mel_bins=self.num_mel_bins,
                                          where=self.data / "wav.scp", segments=self.segments_file):
+                feats = stack_frames(feats, self.stack)
                 ark.write(f"{utt} ".encode("utf-8"))
                 scp_rows.append((utt, f"{ark_final}:{ark.tell()}"))
                 write_array(ark, feats)
@@ -79,11 +105,11 @@ class FbankDump(ShardedDump):
             f.writelines(f"{u} {frames[u]}\n" for u in sorted(frames))
         with temps[3].open("wb") as f:
             np.savez(f, count=np.int64(sum(frames.values())), sum=total, sum_square=total_sq)
-        return len(frames), sum(frames.values()) * 0.01
+        return len(frames), sum(frames.values()) * 0.01 * self.stack
 
     def write_merged(self, shards: List[Shard]) -> str:
         """The merged scp, lengths, shapes and global CMVN stats."""
-        count, total, total_sq = 0, np.zeros(self.num_mel_bins), np.zeros(self.num_mel_bins)
+        count, total, total_sq = 0, np.zeros(self.dim), np.zeros(self.dim)
         for s in shards:
             with np.load(s.finals[3]) as st:
                 count += int(st["count"])

@@ -34,6 +34,7 @@ from salign.llm.projector import AbsProjector, LinearProjector, MLPProjector
 from salign.losses.abs_align import AbsAlign
 from salign.losses.registry import ALIGN_METHODS
 from salign.tasks.common import SpeechTaskMixin, encoder_choices, preencoder_choices, read_token_list
+from salign.tasks.init import add_init_from_asr, init_from_asr
 from salign.utils.io import InputError
 
 projector_choices = ClassChoices(
@@ -70,6 +71,7 @@ class LLMSTTask(SpeechTaskMixin, STTask):
         defaults = get_default_kwargs(SpeechLLMModel)
         defaults.pop("align", None)  # built from --align / --align_conf
         parser.set_defaults(model_conf=defaults)
+        add_init_from_asr(parser)
 
     @classmethod
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool
@@ -124,6 +126,8 @@ class LLMSTTask(SpeechTaskMixin, STTask):
                     (model.lm,) if args.lm == "tiny" else ()):
                 if part is not None:
                     initialize(part, args.init)
+        init_from_asr(model, args, cls._building_from_file)
+        cls.resolve_tied_freeze(model, args)
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
         n_all = sum(p.numel() for p in model.parameters())
         logging.info("speech-LLM: %d of %d parameters trainable (lm %s)", n_train, n_all, args.lm)

@@ -198,6 +198,13 @@ class SAlignSTModel(SpeechTextModel):
 
     # ------------------------------------------------------------------------------------------------ schedules
     @property
+    def asr_only(self) -> bool:
+        """True for an ASR pre-training config (no ST, MT, ST-CTC, alignment or adapter): a speech batch then runs
+        the acoustic encoder and its CTC only."""
+        return (self.st_weight == 0 and self.mt_weight == 0 and self.st_ctc_weight == 0 and self.align is None
+                and self.adapter is None)
+
+    @property
     def num_updates(self) -> int:
         """Optimizer updates so far (``clock.num_updates``: training forward passes // accum_grad)."""
         return self.clock.num_updates
@@ -336,6 +343,8 @@ class SAlignSTModel(SpeechTextModel):
                 loss_asr = self.ctc(aenc, alens, src_text, src_text_lengths)
                 loss = loss + ctc_w * loss_asr
                 stats["loss_asr"] = loss_asr.detach()
+        # ASR pre-training: nothing reads the textual encoder's speech output
+        if speech is not None and not self.asr_only:
             s_in, s_lens, s_tok = self.speech_input(aenc, alens)
             if self.adapter is not None:
                 loss = add_aux_losses(loss, stats, self.adapter, lang, lang_frames, self.src_lang)
@@ -357,7 +366,7 @@ class SAlignSTModel(SpeechTextModel):
 
         t_out = None
         t_layers: List[torch.Tensor] = []
-        use_align = self.align is not None and speech is not None and src_text is not None
+        use_align = self.align is not None and s_out is not None and src_text is not None
         if src_text is not None and (self.mt_weight > 0 or use_align):
             t_out, t_layers = self.text_encode(self.embed_tokens(src_text), src_text_lengths, need_layers)
             if self.mt_weight > 0:

@@ -72,6 +72,24 @@ class SpeechTaskMixin:
         finally:
             cls._building_from_file = False
 
+    @staticmethod
+    def resolve_tied_freeze(model, args: argparse.Namespace) -> None:
+        """Make ``--freeze_param NAME`` reach a tied parameter under any of its names.
+
+        ESPnet freezes the names ``model.named_parameters()`` yields, which lists a tied parameter once, under its
+        first name (the source embedding of a tied model is ``ctc.ctc_lo.weight`` there, not ``src_embed.weight``):
+        a prefix that names a tied parameter only through another alias is extended with the listed name."""
+        prefixes = list(getattr(args, "freeze_param", None) or [])
+        if not prefixes:
+            return
+        listed = {id(p): name for name, p in model.named_parameters()}
+        extra = []
+        for name, p in model.named_parameters(remove_duplicate=False):
+            if any(name == t or name.startswith(t + ".") for t in prefixes) and listed[id(p)] != name:
+                if listed[id(p)] not in prefixes and listed[id(p)] not in extra:
+                    extra.append(listed[id(p)])
+        args.freeze_param = prefixes + extra
+
     @classmethod
     def build_front_end(cls, args: argparse.Namespace) -> Tuple[Optional[AbsFrontend], Optional[AbsSpecAug],
                                                                Optional[AbsNormalize], int]:

@@ -6,7 +6,8 @@ Alignment methods are classes in ``salign/losses``; ``align_choices`` reads the 
 (:mod:`salign.losses.registry`), so a method registered there is a ``--align`` choice.
 
 Task options added to ESPnet's ST ones: ``--init_from_mt PATH`` (load an MT-pretrained checkpoint into the textual
-encoder, decoder and embeddings, printing which parameter groups were and were not initialised) and ``--lr_scale``
+encoder, decoder and embeddings, printing which parameter groups were and were not initialised), ``--init_from_asr
+PATH`` (the acoustic encoder and CTC head from the ASR pre-training; :mod:`salign.tasks.init`) and ``--lr_scale``
 (a learning-rate factor per top-level module, e.g. a faster-learning fresh acoustic encoder).
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ from salign.losses.abs_align import AbsAlign
 from salign.losses.registry import ALIGN_METHODS
 from salign.st.model import SAlignSTModel
 from salign.tasks.common import SpeechTaskMixin, encoder_choices, preencoder_choices, read_token_list
+from salign.tasks.init import MT_MODULES, add_init_from_asr, init_from_asr, load_groups
 from salign.utils.io import InputError
 
 # decoder: ESPnet's classes, with a transformer default instead of ESPnet's RNN one (encoders: salign.tasks.common)
@@ -54,8 +56,6 @@ adapter_choices = ClassChoices("speech_adapter", classes=dict(moe=MoEProjector),
                                default=None, optional=True)
 align_choices.classes = ALIGN_METHODS  # the registry itself, not a copy: a method registered later is a choice too
 
-#: parameter groups an MT checkpoint initialises by default (the acoustic side is not trained in MT pre-training)
-MT_MODULES = ("src_embed", "text_encoder", "decoder")
 
 
 class SAlignSTTask(SpeechTaskMixin, STTask):
@@ -84,6 +84,7 @@ class SAlignSTTask(SpeechTaskMixin, STTask):
                            help="MT-pretrained checkpoint (a .pth of this task trained on text) to initialise from")
         group.add_argument("--init_from_mt_modules", type=str, nargs="+", default=list(MT_MODULES),
                            help="parameter groups (top-level module names) taken from --init_from_mt")
+        add_init_from_asr(parser)
         group.add_argument("--lr_scale", action=NestedDictAction, default={},
                            help="learning-rate factor per top-level module, e.g. {encoder: 4.0, speech_proj: 4.0}: "
                                 "freshly initialised parts (the acoustic encoder) learn faster than the MT-pretrained "
@@ -170,52 +171,19 @@ class SAlignSTTask(SpeechTaskMixin, STTask):
         init_mt = getattr(args, "init_from_mt", None)
         if init_mt and not cls._building_from_file and not getattr(args, "collect_stats", False):
             load_mt_checkpoint(model, init_mt, getattr(args, "init_from_mt_modules", MT_MODULES))
+        init_from_asr(model, args, cls._building_from_file)
+        cls.resolve_tied_freeze(model, args)
         return model
 
 
 def load_mt_checkpoint(model: torch.nn.Module, path: str, modules: Sequence[str] = MT_MODULES) -> Dict[str, str]:
-    """Copy the parameters of ``modules`` from an MT checkpoint into ``model``; log and return a per-group report.
-
-    Unlike ESPnet's ``--init_param`` (``strict=False``, silent), a missing or shape-mismatched tensor inside a
-    requested group is an error, and every top-level group is reported as initialised, partly initialised or not.
-    """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise InputError("no such file", path, fix="run the MT pre-training stage first, or point --init_from_mt "
-                         "at its checkpoint (e.g. valid.acc.best.pth)") from None
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]  # a checkpoint.pth of ESPnet's trainer
-    own = model.state_dict()
-    taken: Dict[str, torch.Tensor] = {}
-    problems = []
-    for key, value in own.items():
-        group = key.split(".", 1)[0]
-        if group not in modules:
-            continue
-        if key not in state:
-            problems.append(f"{key} missing in {path}")
-        elif state[key].shape != value.shape:
-            problems.append(f"{key}: checkpoint {tuple(state[key].shape)} vs model {tuple(value.shape)}")
-        else:
-            taken[key] = state[key]
-    if problems:
-        raise InputError(f"--init_from_mt checkpoint does not fit this model ({len(problems)} tensors): "
-                         + "; ".join(problems[:5]), path,
-                         fix="use the same text_encoder/decoder/token_list settings as the MT pre-training config")
-    model.load_state_dict(taken, strict=False)
-    report: Dict[str, str] = {}
-    groups: Dict[str, List[str]] = {}
-    for key in own:
-        groups.setdefault(key.split(".", 1)[0], []).append(key)
-    for group, keys in groups.items():
-        n = sum(k in taken for k in keys)
-        report[group] = f"initialised from MT ({n}/{len(keys)} tensors)" if n else "not initialised (random init)"
-    width = max(map(len, report))
-    lines = [f"  {g:<{width}}  {r}" for g, r in report.items()]
-    logging.info("--init_from_mt %s:\n%s", path, "\n".join(lines))
-    print(f"[salign] parameter groups after --init_from_mt {path}:\n" + "\n".join(lines), flush=True)
-    return report
+    """Copy the parameters of ``modules`` from an MT checkpoint into ``model``; log and return a per-group report
+    (:func:`salign.tasks.init.load_groups`)."""
+    return load_groups(model, path, modules, "--init_from_mt", "MT",
+                       fix_missing="run the MT pre-training stage first, or point --init_from_mt at its checkpoint "
+                                   "(e.g. valid.acc.best.pth)",
+                       fix_mismatch="use the same text_encoder/decoder/token_list settings as the MT pre-training "
+                                    "config")
 
 
 def register_with_espnet() -> None:

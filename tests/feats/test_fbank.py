@@ -219,3 +219,40 @@ def test_short_waves_and_backend_switch():
         compute_fbank(np.zeros(800, np.float32), backend="nope")
     with pytest.raises(ValueError, match="1-D"):
         compute_fbank(np.zeros((2, 800), np.float32))
+
+
+def test_stacked_dump_equals_the_stack_preencoder(tmp_path, capsys):
+    """--stack 2: 160-dim frames at 20 ms equal to --preencoder stack on the 80-dim dump (the last partial group
+    repeats the last frame instead of zero padding), CMVN of the stacked frames, a stamp that redoes a dump made
+    without stacking; --stack 0 is a one-line error."""
+    import torch
+
+    from salign.st.stack import FrameStack
+
+    data = make_data(tmp_path, n_rec=1, n_seg=2)
+    plain, stacked = tmp_path / "plain", tmp_path / "stacked"
+    make_fbank.main(["--data", str(data), "--out", str(plain)])
+    make_fbank.main(["--data", str(data), "--out", str(stacked), "--stack", "2"])
+    a, b = kaldiio.load_scp(str(plain / "feats.scp")), kaldiio.load_scp(str(stacked / "feats.scp"))
+    for k in a:
+        x = torch.from_numpy(a[k])[None]
+        ref, _ = FrameStack(80, 2)(x, torch.tensor([x.shape[1]]))
+        t = x.shape[1]
+        assert b[k].shape == (-(-t // 2), 160)
+        full = t // 2
+        np.testing.assert_array_equal(b[k][:full], ref[0, :full].numpy())
+        if t % 2:
+            np.testing.assert_array_equal(b[k][-1], np.concatenate([a[k][-1], a[k][-1]]))
+    n = dict(line.split() for line in (stacked / "utt2num_frames").read_text().splitlines())
+    assert {k: int(v) for k, v in n.items()} == {k: b[k].shape[0] for k in b}
+    allf = np.concatenate([b[k] for k in sorted(b)]).astype(np.float64)
+    st = np.load(stacked / "cmvn.npz")
+    assert int(st["count"]) == allf.shape[0]
+    np.testing.assert_allclose(st["sum"], allf.sum(0), rtol=1e-6)
+    # the plain dump's stamp does not stand for a stacked one: re-running with --stack 2 redoes it
+    capsys.readouterr()
+    make_fbank.main(["--data", str(data), "--out", str(plain), "--stack", "2"])
+    assert kaldiio.load_scp(str(plain / "feats.scp"))[k].shape[1] == 160
+    capsys.readouterr()
+    err = cli_error(capsys, make_fbank.main, ["--data", str(data), "--out", str(tmp_path / "x"), "--stack", "0"])
+    assert "--stack 0" in err

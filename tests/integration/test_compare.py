@@ -4,13 +4,14 @@ shared LM pre-training; without and with AI-STA) two at a time, one COMPARE.md t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
 import pytest
 import yaml
 
-from tests.analysis.test_compare import table_rows
+from tests.analysis.test_compare import table as table_by_column
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -37,41 +38,75 @@ def test_one_row_per_method_plus_the_stock_model(recipe):
     dst, out = recipe
     table = (dst / "COMPARE.md").read_text()
     assert table in out  # also printed
-    r = table_rows(table)
+    r = table_by_column(table)
     assert list(r) == [*METHODS, "stock_espnet", *LLM_ROWS]
+    interval = re.compile(r"\d+\.\d\d \[\d+\.\d, \d+\.\d\]")  # score [low, high] from the decodes' files
     for m in (*METHODS, *LLM_ROWS):
         cells = r[m]
-        assert all(c != "–" for c in cells[2:6]), cells  # ST (test, train subset), MT, ASR
-        assert cells[7] != "–" and cells[8] != "–" and cells[9] != "–", cells  # R@1, cos gap, CKA
-        assert cells[10] != "–" and cells[11].endswith(("K", "M")), cells  # time, params
-    assert r["adversarial"][6] != "–" and r["baseline"][6] == "–"  # only S-Align has a modal network
+        for col in ("ST BLEU tst-COMMON", "ST BLEU train_subset", "MT BLEU tst-COMMON"):
+            assert interval.fullmatch(cells[col]), (col, cells)
+        assert cells["ASR WER tst-COMMON"] != "–", cells
+        assert cells["R@1 top"] != "–" and cells["cos gap"] != "–" and cells["CKA top"] != "–", cells
+        assert cells["train time"] != "–" and cells["params"].endswith(("K", "M")), cells
+        assert re.fullmatch(r"base|\d\.\d\d\d†?", cells["p tst-COMMON"]), cells  # vs baseline / llm_baseline
+    assert r["baseline"]["p tst-COMMON"] == r["llm_baseline"]["p tst-COMMON"] == "base"
+    assert r["adversarial"]["disc acc"] != "–" and r["baseline"]["disc acc"] == "–"  # only S-Align has a modal network
     assert "Shared LM pre-training on the same text (`exp/mt_train_lm_compare`" in table
+    assert "Not computed" not in table  # every decode's hypothesis and reference files were found
     stock = r["stock_espnet"]
-    assert stock[2] != "–" and stock[3] != "–" and stock[4] == stock[5] == "–"
+    assert interval.fullmatch(stock["ST BLEU tst-COMMON"]) and interval.fullmatch(stock["ST BLEU train_subset"])
+    assert re.fullmatch(r"\d\.\d\d\d†?", stock["p tst-COMMON"])  # vs baseline
+    assert stock["MT BLEU tst-COMMON"] == stock["ASR WER tst-COMMON"] == "–"
     assert "nrefs:1|case:mixed" in table and "./compare.sh --debug true --jobs 2" in table
     assert "--n_train 2400" in table  # how to run it at learning size
 
 
 def test_mt_pretraining_ran_once_and_every_model_started_from_it(recipe):
     dst, out = recipe
-    assert out.count("stage 11a: MT pre-training") == 1 and out.count("stage 11a: LM pre-training") == 1
     exp = dst / "exp"
+    pre = {j: (exp / "compare_logs" / f"{j}.log").read_text() for j in ("pre_mt", "pre_asr", "pre_lm")}
+    assert pre["pre_mt"].count("stage 11a: MT pre-training") == 1 and "ASR pre-training" not in pre["pre_mt"]
+    assert pre["pre_asr"].count("stage 11a: ASR pre-training") == 1 and "MT pre-training (" not in pre["pre_asr"]
+    assert pre["pre_lm"].count("stage 11a: LM pre-training") == 1
     for row in (*METHODS, "stock_espnet", *LLM_ROWS):  # each row ran in the background with its own log
         log = (exp / "compare_logs" / f"{row}.log").read_text()
-        assert "stage 11a" not in log and f"row {row}: done" in out, row
+        assert "stage 11a" not in log and f"{row}: done" in out, row
     assert (exp / "mt_train_mt_compare" / ".train.stamp").is_file()
     for m in METHODS:
         log = (exp / f"st_{m}" / "train.log").read_text()
         assert "init_from_mt exp/mt_train_mt_compare/" in log, m
+        assert "--init_from_asr exp/asr_train_asr_compare/valid.loss.best.pth" in log, m
+        assert re.search(r"encoder +initialised from ASR", log), m
         assert (exp / f"st_{m}" / "gap" / "gap.json").is_file() and (exp / f"st_{m}" / "RESULTS.md").is_file()
     for m in LLM_ROWS:  # both LLM rows start from the one LM pre-training; only llm_ot aligns, on the layers picked
         log = (exp / f"st_{m}" / "train.log").read_text()
         assert "Loading pretrained params from exp/mt_train_lm_compare/valid.acc.best.pth:lm:lm" in log, m
+        assert re.search(r"encoder +initialised from ASR", log), m  # the same acoustic encoder as every row
         assert ("ot_l" in log) == (m == "llm_ot"), m
     layers = yaml.safe_load((exp / "st_llm_ot" / "layers.yaml").read_text())["layers"]
     assert yaml.safe_load((exp / "st_llm_ot" / "config.yaml").read_text())["align_conf"]["layers_file"] and layers
     stock = (exp / "st_stock_espnet" / "train.log").read_text()
     assert "espnet2.bin.st_train" in stock and "ESPnetSTModel" in stock and "init_from_mt" not in stock
+    for part in ("encoder:encoder", "ctc:ctc"):  # ESPnet's own --init_param, from the same ASR pre-training
+        assert f"Loading pretrained params from exp/asr_train_asr_compare/valid.loss.best.pth:{part}" in stock
+
+
+def test_asr_pretraining_keeps_the_mt_embeddings_its_ctc_is_tied_to(recipe):
+    """The shared ASR pre-training starts from the MT model, trains the acoustic encoder + CTC only (the tied source
+    embeddings stay the MT model's), reads the stacked 160-dim dumps, and the table reports it."""
+    import torch
+
+    dst, _ = recipe
+    exp = dst / "exp"
+    mt = torch.load(exp / "mt_train_mt_compare" / "valid.acc.best.pth", map_location="cpu")
+    asr = torch.load(exp / "asr_train_asr_compare" / "valid.loss.best.pth", map_location="cpu")
+    assert torch.equal(asr["src_embed.weight"], mt["src_embed.weight"])
+    assert torch.equal(asr["ctc.ctc_lo.weight"], mt["src_embed.weight"])
+    assert not torch.equal(asr["encoder.encoders.0.feed_forward.w_1.weight"],
+                           mt["encoder.encoders.0.feed_forward.w_1.weight"])
+    used = yaml.safe_load((exp / "asr_train_asr_compare" / "config.yaml").read_text())
+    assert used["input_size"] == 160 and used["model_conf"]["st_weight"] == 0.0
+    assert "Shared ASR pre-training (`exp/asr_train_asr_compare`" in (dst / "COMPARE.md").read_text()
     decode = (exp / "st_stock_espnet" / "decode_st_tst-COMMON" / "logdir" / "decode.1.log").read_text()
     assert "espnet2.bin.st_inference" in decode.splitlines()[0]  # ESPnet decodes its own model
     assert not (exp / "st_stock_espnet" / "gap").exists()
@@ -102,10 +137,15 @@ def test_rerun_of_the_stock_row_is_a_noop_and_rewrites_the_table(recipe):
     proc = subprocess.run(["./compare.sh", "--debug", "true", "--stage", "3"], cwd=dst, env=env, capture_output=True,
                           text=True)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    assert "exp/st_stock_espnet is complete" in proc.stdout
-    for line in (ln for ln in proc.stdout.splitlines() if "[st.sh] stage 11" in ln):  # nothing is trained again
-        assert "complete" in line or "skipped" in line, line
-    assert "stage 12: exp/st_stock_espnet/decode_st_tst-COMMON is complete" in proc.stdout
+    logs = dst / "exp" / "compare_logs"
+    jobs = ("pre_mt", "pre_lm", "pre_asr", "stock_espnet", *LLM_ROWS)  # step 3's rows and what they need
+    assert [ln.split("] ")[1].split(":")[0] for ln in proc.stdout.splitlines() if ": started on" in ln] == list(jobs)
+    stock = (logs / "stock_espnet.log").read_text()
+    assert "exp/st_stock_espnet is complete" in stock
+    for job in jobs:
+        for line in (ln for ln in (logs / f"{job}.log").read_text().splitlines() if "[st.sh] stage 11" in ln):
+            assert "complete" in line or "skipped" in line, (job, line)  # nothing is trained again
+    assert "stage 12: exp/st_stock_espnet/decode_st_tst-COMMON is complete" in stock
     assert "| `stock_espnet` |" in proc.stdout and "| `ot` |" in (dst / "COMPARE.md").read_text()
 
 
