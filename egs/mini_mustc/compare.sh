@@ -25,7 +25,8 @@
 #
 #   ./compare.sh                                   # the mini recipe's corpus (as ./run.sh)
 #   ./compare.sh --debug true                      # tiny configs, a few steps: the whole comparison in minutes (CI)
-#   ./compare.sh --corpus_opts "--n_train 2400 --n_dev 100 --n_tst 100 --n_mt_extra 2000 --nj 2" --jobs 2  # learning size
+#   ./compare.sh --corpus_opts "--n_train 2400 --n_dev 100 --n_tst 100 --n_tst_unseen 100 --n_mt_extra -1 --nj 2" \
+#     --test_sets "tst-COMMON tst-HE tst-UNSEEN" --jobs 2   # learning size, with a held-out-voice test set
 #   ./compare.sh --methods "baseline adversarial" --stock false --stage 2
 #   ./compare.sh --methods "" --stock false --llm_methods "baseline ot"   # the speech-LLM rows only
 #   ./compare.sh --jobs 2                          # train/decode two rows at a time, each on nproc/2 threads
@@ -34,8 +35,8 @@
 #   ./compare.sh --run_opts "--nj 4"               # more options for every ./run.sh call
 # Options (--name value): --methods LIST, --stock true|false, --llm_methods LIST, --asr true|false, --seeds N,
 # --stage/--stop_stage 1..4 (the steps above),
-# --test_sets LIST, --corpus_opts, --debug, --out FILE, --jobs N (rows run N at a time after the shared MT
-# pre-training; a row's log: exp/compare_logs/<row>.log), --ngpu N, --inference_nj N, --run_opts "OPTIONS".
+# --test_sets LIST, --corpus_opts, --debug, --out FILE, --jobs N (pre-trainings and rows run N at a time, each on
+# nproc/N threads; a job's log: exp/compare_logs/<job>.log), --ngpu N, --inference_nj N, --run_opts "OPTIONS".
 # compare.sh works in this recipe dir like run.sh (corpus/, data/, exp/ are shared with it; its dumps are dump/compare/);
 # its experiments are exp/mt_train_mt_compare, exp/asr_train_asr_compare, exp/st_<method>, exp/st_stock_espnet,
 # exp/mt_train_lm_compare, exp/st_llm_<method>. Each row's results table is

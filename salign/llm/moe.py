@@ -20,8 +20,8 @@ Auxiliary losses (weighted by the model, see :meth:`MoEProjector.aux_losses`):
   ``-mean_{labelled valid frames} log p(y_t | x_t)``.
 * ``loss_balance`` (``balance_weight``): Switch-style balance inside each group over the frames whose argmax group
   is g (``R_g``): ``E_g · Σ_e f_{g,e} P_{g,e}``, averaged over the groups with frames; 1 at uniform load.
-* transition loss: not implemented (it needs the previous training stage's frozen model); its place is marked in
-  :meth:`MoEProjector.aux_losses`.
+* ``loss_transition`` (``transition_weight``, ``transition_from``): KL of the previous training stage's frozen group
+  routing to this one's on the same frames (training only; ``egs/cs_mini`` uses it in its code-switch stage).
 
 Language labels (ids are positions in ``groups``; -1 = unknown, ignored), in the order of precedence:
 

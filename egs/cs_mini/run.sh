@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# Code-switch speech translation on a synthetic Spanish-English corpus (CS speech -> English): the speech-LLM family
+# (our small LM) with the MoE speech projector in language expert groups (docs/moe.md), trained in four stages, and
+# the ablation rows at the same budget. Writes RESULTS.md (ST BLEU/chrF on cs/es/mix test sets, ASR WER, routing
+# table, wall times).
+#   ./run.sh                                   # everything (about 35 min on one thread of a shared 2-core machine)
+#   ./run.sh --stage 13 --stop_stage 16        # only the training stages;  --debug true: tiny corpus and model (CI)
+#   ./run.sh --ablations "linear single"       # which ablation rows besides "main" (default: all four)
+# Options (--name value): --stage N, --stop_stage N, --debug true|false, --ablations "...", --replay "r1 r2 ...",
+# --nj N, --corpus_opts "...", --results FILE.
+#
+#   stage  0  corpus            salign.bin.gen_cs_mini      cs/en/es train/dev/test sets with spans (docs/cs_corpus.md)
+#   stage  1  data prep         salign.bin.prep_cs_mini     data/{train,dev,cs_test,en_test,es_test}: text.cs (source),
+#                                                           text.en (target), lang, lang_frames (stacked-frame labels)
+#   stage 3-10                  ../TEMPLATE/st.sh           fbank + CMVN (3), length filter + LM text (4), joint
+#                                                           SentencePiece list (5), shape files (10)
+#   stage 11  stage lists       salign.bin.prep_cs_mini     asr (en+es), st (es), cs, replay1..K (cs + decaying replay)
+#   stage 12  LM pre-training   salign.bin.llm_train        our small LM on the corpus text (shared by every row)
+#   stage 13  training stage 1  salign.bin.llm_train        monolingual ASR (en + es)            per row, from the LM
+#   stage 14  training stage 2  salign.bin.llm_train        monolingual ST (es -> en)            from stage 1
+#   stage 15  training stage 3  salign.bin.llm_train        code-switch ST + transition loss + replay at a decaying
+#                                                           share (one sub-stage per --replay ratio) from stage 2
+#   stage 16  training stage 4  salign.bin.llm_train        code-switch fine-tuning -> exp/st_<row>; the "single" row
+#   stage 17  decode + score    ../TEMPLATE/st.sh 12-13     ST and ASR on cs_test, en_test, es_test, per row
+#   stage 18  routing           salign.bin.moe_routing      routing table of every MoE row on the test sets
+#   stage 19  results           salign.bin.cs_results       RESULTS.md
+#
+# Rows (each differs from main in one thing; same data, shapes, LM pre-training and number of updates):
+#   main     MoE projector, language + balance losses, four stages, transition loss in stage 3
+#   linear   linear projector instead of the MoE (no routing losses)
+#   nolang   MoE without the language-specific loss (lang_weight 0)
+#   notrans  MoE without the transition loss in stage 3 (transition_weight 0; shares main's stages 1-2)
+#   single   single-stage training on code-switch ST data only, as many updates as the four stages together
+# Every training is resumable and skipped while its stamp (configs, data, lists, initial model, command line) is up
+# to date (salign.utils.stamp); errors are one line, "ERROR [run.sh]: ... (fix: ...)", exit status 2.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0                              # first stage
+stop_stage=19                        # last stage
+debug=false                          # true: tiny corpus, tiny configs, a few updates (CI)
+ablations="linear nolang notrans single"  # ablation rows besides main
+replay=                              # stage 3's replay shares, one sub-stage each (default 0.5 0.25 0.1; debug 0.5 0.2)
+nj=                                  # jobs for corpus synthesis and features (default 2; debug 1: one core)
+corpus_opts=                         # gen_cs_mini sizes (default: the CPU size below)
+results=                             # the results page (default RESULTS.md; debug: exp/RESULTS.md)
+
+root=${SALIGN_ROOT:-$(cd ../.. && pwd)}
+args=("$@")
+# shellcheck disable=SC1091
+. "${root}/utils/parse_options.sh"
+die() { echo "ERROR [run.sh]: $*" >&2; exit 2; }
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') [run.sh] $*"; }
+[ $# -eq 0 ] || die "unexpected argument '$1' (fix: options are --name value, see the header of run.sh)"
+[ -x "${root}/tools/venv/bin/python" ] || "${root}/tools/install.sh"
+# shellcheck disable=SC1091
+. ./path.sh
+# shellcheck disable=SC1091
+. ./cmd.sh
+run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+for s in "${stage}" "${stop_stage}"; do
+  if ! [[ ${s} =~ ^[0-9]+$ ]] || [ "${s}" -gt 19 ]; then die "unknown stage '${s}' (fix: a stage from 0 to 19)"; fi
+done
+[ "${stop_stage}" -ge "${stage}" ] || die "--stop_stage ${stop_stage} is below --stage ${stage} (fix: raise it)"
+for a in ${ablations}; do
+  case "${a}" in linear|nolang|notrans|single) ;;
+    *) die "--ablations: unknown row '${a}' (fix: any of linear nolang notrans single)" ;; esac
+done
+
+conf=conf
+sizes="--n_cs_train 300 --n_mono_train 300 --n_dev 30 --n_test 50"
+nbpe=500
+default_replay="0.5 0.25 0.1"
+default_nj=2
+if [ "${debug}" = true ]; then
+  conf=conf/debug
+  sizes="--n_cs_train 12 --n_mono_train 12 --n_dev 4 --n_test 4"
+  nbpe=120
+  default_replay="0.5 0.2"
+  default_nj=1
+fi
+[ -n "${replay}" ] || replay=${default_replay}
+[ -n "${nj}" ] || nj=${default_nj}
+[[ ${nj} =~ ^[1-9][0-9]*$ ]] || die "--nj must be a whole number >= 1, got '${nj}' (fix: e.g. --nj 2)"
+[ -n "${results}" ] || { results=RESULTS.md; [ "${debug}" = false ] || results=exp/RESULTS.md; }
+[ -n "${corpus_opts}" ] || corpus_opts=${sizes}
+frame_shift=0.08        # seconds per projector frame: 10 ms fbank x preencoder stack 2 x conv1d2 2 x projector stack 2
+test_sets="cs_test en_test es_test"
+# the driver's shape files (stage 10): dump/stats (exp/stats in drivers before it moved next to the dumps)
+stats_dir() { if [ -d dump/stats ] || [ ! -d exp/stats ]; then echo dump/stats; else echo exp/stats; fi; }
+stats=$(stats_dir)
+lists=${stats}/lists
+timing=exp/timing.tsv
+# the reproduce command under the results: the options that change results (not --stage/--stop_stage)
+keep=()
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[i]}" in --stage|--stop_stage) i=$((i + 1)) ;; --stage=*|--stop_stage=*) ;; *) keep+=("${args[i]}") ;; esac
+done
+run_cmd=./run.sh
+if [ "${#keep[@]}" -gt 0 ]; then run_cmd+=$(printf ' %q' "${keep[@]}"); fi
+rows=(main)
+for a in ${ablations}; do rows+=("${a}"); done
+has_row() { [[ " ${rows[*]} " == *" $1 "* ]]; }
+read -ra ratios <<< "${replay}"
+driver=(../TEMPLATE/st.sh --run_cmd "${run_cmd}" --nj "${nj}" --train_set train --valid_set dev
+        --test_sets "${test_sets}" --src_lang cs --tgt_lang en --train_eval_size 0 --nbpe "${nbpe}" --token_joint true
+        --min_frames 10 --max_frames 3000 --mt_config "" --model_family llm)
+
+# timed NAME COMMAND...: run it and append "NAME<TAB>seconds" to exp/timing.tsv (the results page's time table)
+timed() {
+  local name=$1 t0=${SECONDS}
+  shift
+  "$@"
+  mkdir -p exp && printf '%s\t%s\n' "${name}" "$((SECONDS - t0))" >> "${timing}"
+}
+
+# fresh STAMP_ARGS...: whether a stamp is up to date (salign.bin.stamp check); the reason is left in ${reason}
+fresh() {
+  local rc
+  reason=$(python -m salign.bin.stamp check "$@") && rc=0 || rc=$?
+  [ "${rc}" -le 1 ] || exit "${rc}"
+  return "${rc}"
+}
+
+# train LABEL EXP ARGS...: one llm_train run into EXP, unless its stamp (every file the arguments name, by content:
+# configs, data, shape lists, token lists, the initial model, the transition model; the features' stamps; the command
+# line) is up to date. An interrupted training with the same inputs resumes (--resume true); one with other inputs, or
+# a finished one whose inputs changed, starts from scratch. Its model (what the next stage reads): EXP/latest.pth.
+train() {
+  local label=$1 exp=$2 arg a inputs=()
+  shift 2
+  for arg in "$@"; do  # plain files, `path,name,type`, `key=path`, `path:src:dst`
+    a=${arg#*=}; a=${a%%,*}; a=${a%%:*}
+    if [ -f "${a}" ]; then inputs+=(--input "${a}"); fi
+  done
+  inputs+=(--input dump/fbank/train/.done --input dump/fbank/dev/.done --option "command=$*")
+  if fresh --stamp "${exp}/.train.stamp" "${inputs[@]}" --what "${exp}"; then
+    log "stage ${label}: ${exp} is complete, skipped (its stamp is up to date)"
+    return
+  fi
+  local why=${reason}
+  if [ -f "${exp}/.train.stamp" ] ||
+      { [ -f "${exp}/.train.started" ] && ! fresh --stamp "${exp}/.train.started" "${inputs[@]}"; }; then
+    rm -rf "${exp}"; why="${why}; training from scratch"
+  elif [ -f "${exp}/checkpoint.pth" ]; then
+    why="${why}; resuming from ${exp}/checkpoint.pth"
+  fi
+  log "stage ${label} -> ${exp} (log: ${exp}/train.log; ${why})"
+  mkdir -p "${exp}"
+  python -m salign.bin.stamp write --stamp "${exp}/.train.started" "${inputs[@]}"
+  local t0=${SECONDS}
+  if ! python -m salign.bin.llm_train "$@" --output_dir "${exp}" --ngpu 0 --resume true >> "${exp}/train.log" 2>&1
+  then
+    grep -E '^(ERROR|[A-Za-z]*Error)' "${exp}/train.log" | tail -n 3 >&2 || tail -n 20 "${exp}/train.log" >&2
+    die "training failed: ${exp}/train.log"
+  fi
+  [ -e "${exp}/latest.pth" ] || die "${exp}: training ended without latest.pth (fix: check ${exp}/train.log)"
+  python -m salign.bin.stamp write --stamp "${exp}/.train.stamp" "${inputs[@]}" --output "${exp}/latest.pth"
+  printf '%s\t%s\n' "${label} $(basename "${exp}")" "$((SECONDS - t0))" >> "${timing}"
+}
+
+tok=(--token_type bpe --src_token_type bpe --token_list data/token_list/joint/tokens.txt
+     --src_token_list data/token_list/joint/tokens.txt --bpemodel data/token_list/joint/bpe.model
+     --src_bpemodel data/token_list/joint/bpe.model)
+# speech training data of a stage: LIST (train shape list) VALID (dev shape list) LABELS (lang | lang_frames)
+speech_data() {
+  local d f=dump/filtered phase dset list
+  echo --input_size 80 --normalize global_mvn --normalize_conf stats_file=dump/fbank/train/cmvn.npz
+  for d in train:train:"$1" valid:dev:"$2"; do
+    IFS=: read -r phase dset list <<< "${d}"
+    echo "--${phase}_data_path_and_name_and_type ${f}/${dset}/feats.scp,speech,kaldi_ark" \
+      "--${phase}_data_path_and_name_and_type ${f}/${dset}/text.en,text,text" \
+      "--${phase}_data_path_and_name_and_type ${f}/${dset}/text.cs,src_text,text" \
+      "--${phase}_data_path_and_name_and_type data/${dset}/$3,$3,text_int" \
+      "--${phase}_shape_file ${lists}/${list}/speech_shape --${phase}_shape_file ${lists}/${list}/text_shape" \
+      "--${phase}_shape_file ${lists}/${list}/src_text_shape"
+  done
+  echo --fold_length 800 --fold_length 150 --fold_length 150
+}
+lm_model=exp/lm/latest.pth
+# what each ablation row changes, on every stage of its own (notrans: stage 3 only; linear: its configs, cfg)
+row_args() {  # ROW STAGE
+  case "$1" in
+    nolang) echo "--projector_conf lang_weight=0.0" ;;
+    notrans) if [ "$2" = 3 ]; then echo "--projector_conf transition_weight=0.0"; fi ;;
+  esac
+}
+# the config of ROW's stage s1..s4 (linear: stage 11 derives them: the projector replaced, nothing else)
+cfg() { if [ "$1" = linear ]; then echo "exp/conf/linear/train_cs_$2.yaml"; else echo "${conf}/train_cs_$2.yaml"; fi; }
+# the exp dir of ROW's training stage N (notrans shares main's stages 1-2; stage 4 is exp/st_<row>, decoded)
+exp_of() {  # ROW N
+  local r=$1
+  if [ "${r}" = notrans ] && [ "$2" -le 2 ]; then r=main; fi
+  case "$2" in 4) echo "exp/st_${r}" ;; 3) echo "exp/${r}_s3_${#ratios[@]}" ;; *) echo "exp/${r}_s$2" ;; esac
+}
+four_stage_rows() { local r; for r in "${rows[@]}"; do [ "${r}" = single ] || echo "${r}"; done; }
+
+main() {
+if run_stage 0; then
+  log "stage 0: corpus -> corpus/ (${corpus_opts})"
+  # shellcheck disable=SC2086
+  timed "stage 0 corpus" python -m salign.bin.gen_cs_mini --out corpus --nj "${nj}" ${corpus_opts}
+fi
+if run_stage 1; then
+  log "stage 1: data dirs -> data/ (lang_frames at ${frame_shift} s)"
+  timed "stage 1 data" python -m salign.bin.prep_cs_mini data --corpus corpus --out data --frame_shift "${frame_shift}"
+fi
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 3 ]; then
+  first=$((stage > 3 ? stage : 3)); last=$((stop_stage < 10 ? stop_stage : 10))
+  timed "stages 3-10 features, tokens, shapes" "${driver[@]}" --stage "${first}" --stop_stage "${last}"
+  stats=$(stats_dir); lists=${stats}/lists
+fi
+if run_stage 11; then
+  log "stage 11: stage lists -> ${lists} (replay shares ${replay})"
+  python -m salign.bin.prep_cs_mini lists --data data --stats "${stats}" --out "${lists}" --replay "${replay}"
+  if has_row linear; then  # the linear row's configs: each stage's with the projector replaced (nothing else)
+    for s in s1 s2 s3 s4; do
+      python -m salign.bin.prep_cs_mini config --config "${conf}/train_cs_${s}.yaml" --set projector=linear \
+        --set 'projector_conf={stack: 2}' --out "exp/conf/linear/train_cs_${s}.yaml"
+    done
+  fi
+fi
+if run_stage 12; then
+  # shellcheck disable=SC2046
+  train 12 exp/lm --config "${conf}/train_cs_lm.yaml" "${tok[@]}" --input_size 80 --align none \
+    --train_data_path_and_name_and_type dump/filtered/mt_train/text.en,text,text \
+    --train_data_path_and_name_and_type dump/filtered/mt_train/text.cs,src_text,text \
+    --valid_data_path_and_name_and_type dump/filtered/dev/text.en,text,text \
+    --valid_data_path_and_name_and_type dump/filtered/dev/text.cs,src_text,text \
+    --train_shape_file "${stats}/mt_train/src_text_shape" --train_shape_file "${stats}/mt_train/text_shape" \
+    --valid_shape_file "${stats}/dev/src_text_shape" --valid_shape_file "${stats}/dev/text_shape" \
+    --fold_length 150 --fold_length 150
+fi
+if run_stage 13; then
+  for r in $(four_stage_rows); do
+    [ "${r}" != notrans ] || continue
+    # shellcheck disable=SC2046
+    train 13 "$(exp_of "${r}" 1)" --config "$(cfg "${r}" s1)" "${tok[@]}" $(speech_data asr asr_dev lang) \
+      --init_param "${lm_model}:lm:lm" $(row_args "${r}" 1)
+  done
+fi
+if run_stage 14; then
+  for r in $(four_stage_rows); do
+    [ "${r}" != notrans ] || continue
+    # shellcheck disable=SC2046
+    train 14 "$(exp_of "${r}" 2)" --config "$(cfg "${r}" s2)" "${tok[@]}" $(speech_data st st_dev lang) \
+      --init_param "$(exp_of "${r}" 1)/latest.pth" $(row_args "${r}" 2)
+  done
+fi
+if run_stage 15; then
+  for r in $(four_stage_rows); do
+    init=$(exp_of "${r}" 2)/latest.pth
+    trans=(--projector_conf "transition_from=${init}")  # the transition loss's reference: stage 2's model
+    [ "${r}" != linear ] || trans=()
+    for ((i = 1; i <= ${#ratios[@]}; i++)); do
+      exp=exp/${r}_s3_${i}
+      # shellcheck disable=SC2046
+      train "15.${i} (replay share ${ratios[i - 1]})" "${exp}" --config "$(cfg "${r}" s3)" "${tok[@]}" \
+        $(speech_data "replay${i}" cs_dev lang_frames) --init_param "${init}" "${trans[@]}" $(row_args "${r}" 3)
+      init=${exp}/latest.pth
+    done
+  done
+fi
+if run_stage 16; then
+  for r in $(four_stage_rows); do
+    # shellcheck disable=SC2046
+    train 16 "$(exp_of "${r}" 4)" --config "$(cfg "${r}" s4)" "${tok[@]}" $(speech_data cs cs_dev lang_frames) \
+      --init_param "$(exp_of "${r}" 3)/latest.pth" $(row_args "${r}" 4)
+  done
+  if has_row single; then
+    # shellcheck disable=SC2046
+    train 16 exp/st_single --config "${conf}/train_cs_single.yaml" "${tok[@]}" \
+      $(speech_data cs cs_dev lang_frames) --init_param "${lm_model}:lm:lm"
+  fi
+fi
+if run_stage 17; then
+  for r in "${rows[@]}"; do
+    log "stage 17: decoding and scoring ${r} (the driver's stages 12-13)"
+    timed "stage 17 decode+score ${r}" "${driver[@]}" --stage 12 --stop_stage 13 --st_tag "${r}" \
+      --inference_config "${conf}/decode.yaml" --inference_model latest.pth --decode_tasks "st asr" \
+      --results "exp/st_${r}/RESULTS.md"
+  done
+fi
+if run_stage 18; then
+  exps=()
+  for r in "${rows[@]}"; do exps+=("exp/st_${r}"); done
+  log "stage 18: routing statistics on ${test_sets} -> exp/routing.json"
+  timed "stage 18 routing" python -m salign.bin.moe_routing --exp_dirs "${exps[*]}" --model latest.pth \
+    --sets "${test_sets}" --out exp/routing.json
+fi
+if run_stage 19; then
+  log "stage 19: results -> ${results}"
+  declare -A what=([main]="MoE (2 groups x 2 experts, top-1), language + balance losses, 4 stages, transition loss"
+    [linear]="linear projector" [nolang]="MoE without the language loss (lang_weight 0)"
+    [notrans]="MoE without the transition loss (stage 3)" [single]="single stage: code-switch ST data only")
+  opts=()
+  for r in "${rows[@]}"; do opts+=(--rows "${r}=${what[${r}]}"); done
+  [ "${debug}" = true ] || [ ! -f local/notes.md ] || opts+=(--notes local/notes.md)
+  python -m salign.bin.cs_results --exp exp --dump dump/filtered "${opts[@]}" --routing exp/routing.json \
+    --timing "${timing}" --out "${results}" --title "egs/cs_mini: code-switch ST (es-en speech -> en)" \
+    --command "cd egs/cs_mini && ${run_cmd}"
+fi
+log "done (stages ${stage}..${stop_stage})"
+}
+
+# The whole script is parsed before it runs (bash reads a script as it goes): editing it during a run is safe.
+main; exit
