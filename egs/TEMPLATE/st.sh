@@ -79,10 +79,10 @@ mt_extra_tgt=           # ... and its target file
 mt_init_model=valid.acc.best.pth
 train_st=true           # false: stage 11 stops after the pre-training(s)
 # ASR pre-training: the acoustic encoder + CTC trained on speech -> transcript (salign.bin.st_train with a CTC-only
-# config), started from the MT pre-training's embeddings (the CTC head is tied to them), stopped by the config's
-# early stopping on the dev loss; every model family's ST training then starts from it (salign and llm:
-# --init_from_asr, which reports what it loaded; espnet: ESPnet's own --init_param for encoder and ctc). Trained by
-# --model_family salign only (it needs the MT pre-training); the other families use the one it left.
+# config, e.g. a CTC head of its own: `tie_ctc: false`), stopped by the config's early stopping on the dev loss;
+# every model family's ST training then starts from it (salign and llm: --init_from_asr, which reports what it
+# loaded and keeps a CTC projection tied to the embeddings; espnet: ESPnet's own --init_param for encoder and ctc).
+# Trained by --model_family salign (salign's st_train); the other families use the one it left.
 pretrain_asr=false
 asr_config=             # its config (e.g. egs/mini_mustc/conf/compare/asr.yaml merged by compare.sh)
 asr_args=               # extra st_train arguments for it
@@ -333,10 +333,7 @@ if run_stage 11; then
   [ -n "${st_config}" ] || die "--st_config is not set (fix: set it in run.sh)"
   if [ "${pretrain_mt}" = true ] && [ -z "${mt_config}" ] && [ "${model_family}" != llm ]; then die "--mt_config is not set (fix: set it or --pretrain_mt false)"; fi
   case "${pretrain_asr}" in
-    true) [ -n "${asr_config}" ] || die "--pretrain_asr true needs --asr_config (fix: set it, or --pretrain_asr false)"
-          [ "${model_family}" != salign ] || [ "${pretrain_mt}" = true ] ||
-            die "--pretrain_asr true: the ASR pre-training starts from the MT pre-training (its CTC head is tied to" \
-              "the MT embeddings) (fix: --pretrain_mt true, or --pretrain_asr false)" ;;
+    true) [ -n "${asr_config}" ] || die "--pretrain_asr true needs --asr_config (fix: set it, or --pretrain_asr false)" ;;
     false) ;;
     *) die "--pretrain_asr must be true or false, got '${pretrain_asr}'" ;;
   esac
@@ -583,11 +580,10 @@ elif run_stage 11; then
   fi
   if [ "${pretrain_asr}" = true ] && [ "${model_family}" = salign ]; then
     # shellcheck disable=SC2046,SC2086
-    train_once 11a "ASR pre-training (speech -> transcript, CTC; from the MT pre-training)" "${asr_exp}" \
+    train_once 11a "ASR pre-training (speech -> transcript, CTC)" "${asr_exp}" \
       "${asr_exp}/${asr_init_model}" "${featdir}/${train_data}/.done ${featdir}/${valid_set}/.done" \
       python -m salign.bin.st_train --config "${asr_config}" --output_dir "${asr_exp}" \
-        "${token_args[@]}" "${input_args[@]}" --resume true --init_from_mt "${mt_exp}/${mt_init_model}" \
-        "${norm_args[@]}" \
+        "${token_args[@]}" "${input_args[@]}" --resume true "${norm_args[@]}" \
         --train_data_path_and_name_and_type "${dumpdir}/filtered/${train_data}/${speech_scp},speech,${speech_type}" \
         --valid_data_path_and_name_and_type "${dumpdir}/filtered/${valid_set}/${speech_scp},speech,${speech_type}" \
         $(text_data train "${dumpdir}/filtered/${train_data}") $(text_data valid "${dumpdir}/filtered/${valid_set}") \

@@ -3,11 +3,11 @@
 # for each method, one table (COMPARE.md): ST BLEU, MT BLEU, ASR WER and the modality-gap measures.
 #   1. data: ./run.sh --stop_stage 10 (corpus, features, dumps, token list, shapes) once, into dump/compare/ with
 #      --feats_stack 2 (2 fbank frames stored as one: every model, ESPnet's stock one included, reads 20 ms frames)
-#   then the shared pre-training, once: MT on the text (exp/compare_conf/train_mt_compare.yaml), then ASR on the
-#      training speech starting from it (exp/compare_conf/train_asr_compare.yaml: acoustic encoder + CTC, stopped on
-#      the dev CTC loss; --asr false: none); every row's acoustic encoder and CTC start from the ASR pre-training.
-#      The pre-trainings are jobs of the rows' pool (--jobs N at a time): pre_mt, pre_lm, pre_asr, then the rows;
-#      a job waits for those it needs (exp/compare_logs/<job>.done), so the LM trains while MT and ASR do
+#   then the shared pre-training, once: MT on the text (exp/compare_conf/train_mt_compare.yaml), ASR on the training
+#      speech (exp/compare_conf/train_asr_compare.yaml: acoustic encoder + CTC, stopped on the dev CTC loss; --asr
+#      false: none), and the LM of the speech-LLM rows; every row's acoustic encoder starts from the ASR pre-training.
+#      The pre-trainings are jobs of the rows' pool (--jobs N at a time): pre_asr, pre_mt, pre_lm, then the rows;
+#      a row waits for those it needs (exp/compare_logs/<job>.done)
 #   2. salign rows, one per --methods entry (baseline = no alignment loss, contrastive = H-Align, adversarial =
 #      S-Align, ot = AI-STA): ./run.sh --stage 11 --stop_stage 15 --st_config exp/compare_conf/train_st_<m>.yaml
 #      --st_tag <m> (test sets as ST/MT/ASR, packing, gap analysis), then stages 12-13 for the training subset as ST;
@@ -198,15 +198,15 @@ run_row() {
   ./run.sh "${common[@]}" "${rargs[@]}" --stage 12 --stop_stage 13 --test_sets "" --decode_tasks st
 }
 
-# the shared pre-training, as jobs of the same pool as the rows: pre_mt (MT on the text: the salign rows and the ASR
-# pre-training start from it), pre_asr (ASR on the speech, from pre_mt: every row's acoustic encoder starts from it),
-# pre_lm (the LM of the speech-LLM rows). A job waits for what it needs (exp/compare_logs/<job>.done) before it works.
+# the shared pre-training, as jobs of the same pool as the rows: pre_asr (ASR on the speech: every row's acoustic
+# encoder starts from it), pre_mt (MT on the text: the salign rows start from it), pre_lm (the LM of the speech-LLM
+# rows). A row waits for what it needs (exp/compare_logs/<job>.done) before it works.
 pre_mt() {
   ./run.sh "${common[@]}" --mt_config "${mt_config}" --st_config "${mt_config}" --st_tag shared_pretraining \
     --stage 11 --stop_stage 11 --train_st false
 }
 pre_asr() {
-  ./run.sh "${common[@]}" "${asr_opts[@]}" --mt_config "${mt_config}" --st_config "${mt_config}" \
+  ./run.sh "${common[@]}" "${asr_opts[@]}" --pretrain_mt false --st_config "${mt_config}" \
     --st_tag shared_pretraining --stage 11 --stop_stage 11 --train_st false
 }
 pre_lm() {
@@ -229,7 +229,7 @@ run_job() {  # one job of the pool, after what it needs
   [ "${asr}" = true ] && pre=(pre_asr)
   case "${j}" in
     pre_mt) pre_mt ;;
-    pre_asr) needs pre_mt; pre_asr ;;
+    pre_asr) pre_asr ;;
     pre_lm) pre_lm ;;
     llm_*) needs pre_lm "${pre[@]}"; run_row "${j}" ;;
     stock_espnet) needs "${pre[@]}"; run_row "${j}" ;;
@@ -244,11 +244,9 @@ if step 3; then rows_todo="${rows_todo}${llm_rows}${llm_seed_rows}"; fi
 todo=
 if [ -n "${rows_todo// /}" ]; then
   # what the rows to run need, first (a finished pre-training is a quick no-op: the driver's stamps)
-  # pre_mt: for the salign rows and the ASR pre-training
-  if [ "${asr}" = true ] || { step 2 && [ -n "${methods// /}" ]; }; then todo="pre_mt"; fi
-  # (pre_lm before pre_asr: with --jobs 2 the LM trains while MT and then ASR do)
+  [ "${asr}" = true ] && todo="pre_asr"
+  if step 2 && [ -n "${methods// /}" ]; then todo="${todo} pre_mt"; fi  # for the salign rows
   [[ "${rows_todo}" == *llm_* ]] && todo="${todo} pre_lm"
-  [ "${asr}" = true ] && todo="${todo} pre_asr"
   todo="${todo} ${rows_todo}"
 fi
 if [ -n "${todo// /}" ]; then

@@ -5,6 +5,8 @@
 top-level parameter groups. Unlike ESPnet's ``--init_param`` (``strict=False``, silent), a tensor of a requested group
 that the checkpoint lacks or has in another shape is an error, and every top-level group of the model is reported as
 initialised from the checkpoint, or not (printed and logged, so a recipe's train.log says what each run started from).
+A tensor of a requested group that is tied to a parameter outside the requested groups (S-Align's CTC projection is
+the source embedding table) is not taken: it belongs to that other group (e.g. the MT pre-training's embeddings).
 """
 from __future__ import annotations
 
@@ -41,10 +43,18 @@ def load_groups(model: torch.nn.Module, path: str, modules: Sequence[str], optio
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # a checkpoint.pth of ESPnet's trainer
     own = model.state_dict()
+    aliases: Dict[int, List[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        aliases.setdefault(id(p), []).append(name)
+    tied_out: Dict[str, str] = {}  # key of a requested group -> its alias outside the requested groups
+    for names in aliases.values():
+        outside = [n for n in names if n.split(".", 1)[0] not in modules]
+        if outside:
+            tied_out.update({n: min(outside, key=len) for n in names if n.split(".", 1)[0] in modules})
     taken: Dict[str, torch.Tensor] = {}
     problems = []
     for key, value in own.items():
-        if key.split(".", 1)[0] not in modules:
+        if key.split(".", 1)[0] not in modules or key in tied_out:
             continue
         if key not in state:
             problems.append(f"{key} missing in {path}")
@@ -63,6 +73,9 @@ def load_groups(model: torch.nn.Module, path: str, modules: Sequence[str], optio
     for group, keys in groups.items():
         n = sum(k in taken for k in keys)
         report[group] = f"initialised from {what} ({n}/{len(keys)} tensors)" if n else "not initialised (random init)"
+        tied = [k for k in keys if k in tied_out]
+        if tied:
+            report[group] += "; kept (tied): " + ", ".join(f"{k} = {tied_out[k]}" for k in tied)
     for group in modules:
         if group not in groups:
             report[group] = "not in this model (skipped)"

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from salign.llm.task import LLMSTTask
+from salign.tasks.init import load_groups
 from salign.tasks.st import SAlignSTTask
 from tests.conftest import REPO
 from tests.st.test_model import batch, build
@@ -39,9 +40,9 @@ def llm_build(tiny_data, *extra):
 def test_salign_model_takes_encoder_and_ctc_only(tiny_data, asr_checkpoint, capsys):
     asr, path = asr_checkpoint
     st = build(tiny_data, "--init_from_asr", str(path))
-    for name in ("encoder", "ctc"):
-        for k, v in getattr(st, name).state_dict().items():
-            assert torch.equal(v, getattr(asr, name).state_dict()[k]), (name, k)
+    for k, v in st.encoder.state_dict().items():
+        assert torch.equal(v, asr.encoder.state_dict()[k]), k
+    assert torch.equal(st.ctc.ctc_lo.bias, asr.ctc.ctc_lo.bias)  # (its weight is the tied source embedding table)
     k = "encoders.0.feed_forward.w_1.weight"
     assert not torch.equal(st.text_encoder.state_dict()[k], asr.text_encoder.state_dict()[k])  # not from ASR
     out = capsys.readouterr().out
@@ -126,3 +127,23 @@ def test_freezing_a_tied_embedding_by_any_of_its_names(tiny_data):
                 p.requires_grad = False
     assert not model.src_embed.weight.requires_grad
     assert all(p.requires_grad for p in model.encoder.parameters())
+
+
+def test_a_ctc_head_tied_to_the_embeddings_keeps_them(tiny_data, tmp_path, capsys):
+    """S-Align's CTC projection is the source embedding table (tie_ctc): --init_from_asr takes the CTC bias but not
+    the tied weight, which would overwrite the embeddings the MT pre-training gave."""
+    torch.manual_seed(1)
+    asr = build(tiny_data, *ASR_ONLY, "--encoder_conf", "output_size=256", "--model_conf", "tie_ctc=false")
+    with torch.no_grad():
+        asr.ctc.ctc_lo.weight.add_(1.0)
+        asr.ctc.ctc_lo.bias.add_(1.0)
+    torch.save(asr.state_dict(), tmp_path / "asr.pth")
+    st = build(tiny_data, "--encoder_conf", "output_size=256")
+    assert st.ctc.ctc_lo.weight is st.src_embed.weight  # tied
+    before = st.src_embed.weight.detach().clone()
+    report = load_groups(st, str(tmp_path / "asr.pth"), ("encoder", "ctc"), "--init_from_asr", "ASR", "", "")
+    assert torch.equal(st.src_embed.weight, before)  # the embeddings are not the ASR model's CTC weight
+    assert torch.equal(st.ctc.ctc_lo.bias, asr.ctc.ctc_lo.bias)
+    assert "kept (tied): ctc.ctc_lo.weight" in report["ctc"]
+    for k, v in st.encoder.state_dict().items():
+        assert torch.equal(v, asr.encoder.state_dict()[k]), k
