@@ -5,8 +5,9 @@
 top-level parameter groups. Unlike ESPnet's ``--init_param`` (``strict=False``, silent), a tensor of a requested group
 that the checkpoint lacks or has in another shape is an error, and every top-level group of the model is reported as
 initialised from the checkpoint, or not (printed and logged, so a recipe's train.log says what each run started from).
-A tensor of a requested group that is tied to a parameter outside the requested groups (S-Align's CTC projection is
-the source embedding table) is not taken: it belongs to that other group (e.g. the MT pre-training's embeddings).
+With ``keep_tied`` (``--init_from_asr``), a tensor of a requested group that is tied to a parameter outside the
+requested groups (S-Align's CTC projection is the source embedding table) is not taken: it belongs to that other group
+(the MT pre-training's embeddings). ``--init_from_mt`` takes its groups whole (the embedding table is its own).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ ASR_MODULES = ("encoder", "ctc")
 
 
 def load_groups(model: torch.nn.Module, path: str, modules: Sequence[str], option: str, what: str,
-                fix_missing: str, fix_mismatch: str) -> Dict[str, str]:
+                fix_missing: str, fix_mismatch: str, keep_tied: bool = False) -> Dict[str, str]:
     """Copy the parameters of the top-level groups ``modules`` from checkpoint ``path`` into ``model``.
 
     ``option`` (e.g. ``--init_from_asr``) and ``what`` (e.g. ``ASR``) name the source in errors and in the report;
@@ -47,7 +48,7 @@ def load_groups(model: torch.nn.Module, path: str, modules: Sequence[str], optio
     for name, p in model.named_parameters(remove_duplicate=False):
         aliases.setdefault(id(p), []).append(name)
     tied_out: Dict[str, str] = {}  # key of a requested group -> its alias outside the requested groups
-    for names in aliases.values():
+    for names in aliases.values() if keep_tied else ():
         outside = [n for n in names if n.split(".", 1)[0] not in modules]
         if outside:
             tied_out.update({n: min(outside, key=len) for n in names if n.split(".", 1)[0] in modules})
@@ -105,4 +106,4 @@ def init_from_asr(model: torch.nn.Module, args: argparse.Namespace, building_fro
                 fix_missing="run the ASR pre-training first (st.sh --pretrain_asr true), or point --init_from_asr "
                             "at its checkpoint (e.g. valid.loss.best.pth)",
                 fix_mismatch="use the acoustic encoder settings (encoder, encoder_conf, input features) of the ASR "
-                             "pre-training config")
+                             "pre-training config", keep_tied=True)

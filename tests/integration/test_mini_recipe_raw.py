@@ -37,9 +37,9 @@ def test_raw_dumps_shapes_and_no_cmvn(recipe):
     filtered = dst / "dump" / "filtered" / "train"
     assert (filtered / "wav.scp").is_file() and not (filtered / "feats.scp").exists()
     for dset in ("train", "dev"):
-        shape = (dst / "exp" / "stats" / dset / "speech_shape").read_text().splitlines()
+        shape = (dst / "dump" / "stats" / dset / "speech_shape").read_text().splitlines()
         assert shape and all(len(line.split()) == 2 and line.split()[1].isdigit() for line in shape)
-        assert not (dst / "exp" / "stats" / dset / "feats_stats.npz").exists()
+        assert not (dst / "dump" / "stats" / dset / "feats_stats.npz").exists()
 
 
 def test_training_used_the_frontend_on_sound_input(recipe):

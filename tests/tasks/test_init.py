@@ -7,7 +7,7 @@ import torch
 
 from salign.llm.task import LLMSTTask
 from salign.tasks.init import load_groups
-from salign.tasks.st import SAlignSTTask
+from salign.tasks.st import SAlignSTTask, load_mt_checkpoint
 from tests.conftest import REPO
 from tests.st.test_model import batch, build
 
@@ -141,9 +141,17 @@ def test_a_ctc_head_tied_to_the_embeddings_keeps_them(tiny_data, tmp_path, capsy
     st = build(tiny_data, "--encoder_conf", "output_size=256")
     assert st.ctc.ctc_lo.weight is st.src_embed.weight  # tied
     before = st.src_embed.weight.detach().clone()
-    report = load_groups(st, str(tmp_path / "asr.pth"), ("encoder", "ctc"), "--init_from_asr", "ASR", "", "")
+    report = load_groups(st, str(tmp_path / "asr.pth"), ("encoder", "ctc"), "--init_from_asr", "ASR", "", "",
+                         keep_tied=True)
     assert torch.equal(st.src_embed.weight, before)  # the embeddings are not the ASR model's CTC weight
     assert torch.equal(st.ctc.ctc_lo.bias, asr.ctc.ctc_lo.bias)
     assert "kept (tied): ctc.ctc_lo.weight" in report["ctc"]
     for k, v in st.encoder.state_dict().items():
         assert torch.equal(v, asr.encoder.state_dict()[k]), k
+    # --init_from_mt takes its groups whole: the embedding table (tied to the CTC projection) is the MT model's
+    mt = build(tiny_data, "--encoder_conf", "output_size=256")
+    with torch.no_grad():
+        mt.src_embed.weight.add_(2.0)
+    torch.save(mt.state_dict(), tmp_path / "mt.pth")
+    load_mt_checkpoint(st, str(tmp_path / "mt.pth"))
+    assert torch.equal(st.src_embed.weight, mt.src_embed.weight) and st.ctc.ctc_lo.weight is st.src_embed.weight
