@@ -160,7 +160,7 @@ fi
 
 if step 1; then
   log "step 1: data stages 0-10 (./run.sh --stop_stage 10)"
-  ./run.sh "${common[@]}" "${corpus[@]}" --stage 0 --stop_stage 10
+  ./run.sh "${common[@]}" "${corpus[@]}" --test_sets "${test_sets}" --stage 0 --stop_stage 10
   # exp/ must not mix models trained on another corpus or with the other (debug / full) configs
   stamp=$(printf 'debug=%s\nasr=%s\n' "${debug}" "${asr}"; cat corpus/en-*/.mini_mustc.json 2>/dev/null || true)
   if [ -f exp/.compare_stamp ] && [ "$(cat exp/.compare_stamp)" != "${stamp}" ]; then
