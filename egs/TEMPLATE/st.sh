@@ -578,20 +578,25 @@ elif run_stage 11; then
         --valid_shape_file "${stats}/${valid_set}/src_text_shape" --valid_shape_file "${stats}/${valid_set}/text_shape" \
         --fold_length 150 --fold_length 150 ${mt_args}
   fi
+  # the speech training data, shapes and fold lengths of the ASR pre-training and the ST training
+  read -ra td <<< "$(text_data train "${dumpdir}/filtered/${train_data}")"
+  read -ra tv <<< "$(text_data valid "${dumpdir}/filtered/${valid_set}")"
+  speech_data=(
+    --train_data_path_and_name_and_type "${dumpdir}/filtered/${train_data}/${speech_scp},speech,${speech_type}"
+    --valid_data_path_and_name_and_type "${dumpdir}/filtered/${valid_set}/${speech_scp},speech,${speech_type}"
+    "${td[@]}" "${tv[@]}"
+    --train_shape_file "${stats}/${train_data}/speech_shape" --train_shape_file "${stats}/${train_data}/text_shape"
+    --train_shape_file "${stats}/${train_data}/src_text_shape"
+    --valid_shape_file "${stats}/${valid_set}/speech_shape" --valid_shape_file "${stats}/${valid_set}/text_shape"
+    --valid_shape_file "${stats}/${valid_set}/src_text_shape"
+    --fold_length "${speech_fold}" --fold_length 150 --fold_length 150)
   if [ "${pretrain_asr}" = true ] && [ "${model_family}" = salign ]; then
-    # shellcheck disable=SC2046,SC2086
+    # shellcheck disable=SC2086
     train_once 11a "ASR pre-training (speech -> transcript, CTC)" "${asr_exp}" \
       "${asr_exp}/${asr_init_model}" "${featdir}/${train_data}/.done ${featdir}/${valid_set}/.done" \
       python -m salign.bin.st_train --config "${asr_config}" --output_dir "${asr_exp}" \
         "${token_args[@]}" "${input_args[@]}" --resume true "${norm_args[@]}" \
-        --train_data_path_and_name_and_type "${dumpdir}/filtered/${train_data}/${speech_scp},speech,${speech_type}" \
-        --valid_data_path_and_name_and_type "${dumpdir}/filtered/${valid_set}/${speech_scp},speech,${speech_type}" \
-        $(text_data train "${dumpdir}/filtered/${train_data}") $(text_data valid "${dumpdir}/filtered/${valid_set}") \
-        --train_shape_file "${stats}/${train_data}/speech_shape" --train_shape_file "${stats}/${train_data}/text_shape" \
-        --train_shape_file "${stats}/${train_data}/src_text_shape" \
-        --valid_shape_file "${stats}/${valid_set}/speech_shape" --valid_shape_file "${stats}/${valid_set}/text_shape" \
-        --valid_shape_file "${stats}/${valid_set}/src_text_shape" \
-        --fold_length "${speech_fold}" --fold_length 150 --fold_length 150 ${asr_args}
+        "${speech_data[@]}" ${asr_args}
   fi
   if [ "${train_st}" = true ]; then
     init=()
@@ -607,21 +612,14 @@ elif run_stage 11; then
     fi
     what="S-Align multi-task training"
     [ "${model_family}" = espnet ] && what="ESPnet's stock ST model (${train_module})"
-    # shellcheck disable=SC2046,SC2086
+    # shellcheck disable=SC2086
     # the features themselves: stage 3's stamps of the training and validation sets stand for them
     train_once 11b "${what}" "${st_exp}" "${st_exp}/${inference_model}" \
       "${featdir}/${train_data}/.done ${featdir}/${valid_set}/.done" \
       python -m "${train_module}" --config "${st_config}" --output_dir "${st_exp}" \
         "${token_args[@]}" "${input_args[@]}" --resume true "${init[@]}" \
         "${norm_args[@]}" \
-        --train_data_path_and_name_and_type "${dumpdir}/filtered/${train_data}/${speech_scp},speech,${speech_type}" \
-        --valid_data_path_and_name_and_type "${dumpdir}/filtered/${valid_set}/${speech_scp},speech,${speech_type}" \
-        $(text_data train "${dumpdir}/filtered/${train_data}") $(text_data valid "${dumpdir}/filtered/${valid_set}") \
-        --train_shape_file "${stats}/${train_data}/speech_shape" --train_shape_file "${stats}/${train_data}/text_shape" \
-        --train_shape_file "${stats}/${train_data}/src_text_shape" \
-        --valid_shape_file "${stats}/${valid_set}/speech_shape" --valid_shape_file "${stats}/${valid_set}/text_shape" \
-        --valid_shape_file "${stats}/${valid_set}/src_text_shape" \
-        --fold_length "${speech_fold}" --fold_length 150 --fold_length 150 ${st_args}
+        "${speech_data[@]}" ${st_args}
     logs=("${st_exp}/train.log")
     [ "${pretrain_asr}" = true ] && logs=("${asr_exp}/train.log" "${logs[@]}")
     [ "${pretrain_mt}" = true ] && logs=("${mt_exp}/train.log" "${logs[@]}")

@@ -107,6 +107,7 @@ def test_asr_only_model_trains_encoder_and_ctc_on_ctc_alone(tiny_data, monkeypat
     assert all(p.grad is None for p in model.decoder.parameters())
     assert not calls
     assert not build(tiny_data).asr_only
+    assert not build(tiny_data, "--model_conf", "mt_weight=0.0", "--align", "none").asr_only  # ST still on
 
 
 def test_freezing_a_tied_embedding_by_any_of_its_names(tiny_data):
