@@ -416,6 +416,22 @@ asr_exp=${expdir}/asr_$(basename "${asr_config:-asr}" .yaml)
 if [ "${model_family}" = llm ] && [ -z "${mt_config}" ]; then mt_exp=${expdir}/lm_${st_tag}; fi
 token_args=(--token_type bpe --src_token_type bpe --token_list "${tgt_tokens}" --src_token_list "${src_tokens}"
             --bpemodel "${tgt_bpemodel}" --src_bpemodel "${src_bpemodel}")
+# speech_data_args: sets speech_data, the training/validation speech, texts, shapes and fold lengths of every
+# speech training of stage 11 (ASR pre-training, ST training, the speech-LLM family's)
+speech_data_args() {
+  local td tv
+  read -ra td <<< "$(text_data train "${dumpdir}/filtered/${train_data}")"
+  read -ra tv <<< "$(text_data valid "${dumpdir}/filtered/${valid_set}")"
+  speech_data=(
+    --train_data_path_and_name_and_type "${dumpdir}/filtered/${train_data}/${speech_scp},speech,${speech_type}"
+    --valid_data_path_and_name_and_type "${dumpdir}/filtered/${valid_set}/${speech_scp},speech,${speech_type}"
+    "${td[@]}" "${tv[@]}"
+    --train_shape_file "${stats}/${train_data}/speech_shape" --train_shape_file "${stats}/${train_data}/text_shape"
+    --train_shape_file "${stats}/${train_data}/src_text_shape"
+    --valid_shape_file "${stats}/${valid_set}/speech_shape" --valid_shape_file "${stats}/${valid_set}/text_shape"
+    --valid_shape_file "${stats}/${valid_set}/src_text_shape"
+    --fold_length "${speech_fold}" --fold_length 150 --fold_length 150)
+}
 text_data() {  # $1: train|valid, $2: dump dir
   echo "--${1}_data_path_and_name_and_type ${2}/text.${tgt_lang},text,text --${1}_data_path_and_name_and_type ${2}/text.${src_lang},src_text,text"
 }
@@ -578,18 +594,7 @@ elif run_stage 11; then
         --valid_shape_file "${stats}/${valid_set}/src_text_shape" --valid_shape_file "${stats}/${valid_set}/text_shape" \
         --fold_length 150 --fold_length 150 ${mt_args}
   fi
-  # the speech training data, shapes and fold lengths of the ASR pre-training and the ST training
-  read -ra td <<< "$(text_data train "${dumpdir}/filtered/${train_data}")"
-  read -ra tv <<< "$(text_data valid "${dumpdir}/filtered/${valid_set}")"
-  speech_data=(
-    --train_data_path_and_name_and_type "${dumpdir}/filtered/${train_data}/${speech_scp},speech,${speech_type}"
-    --valid_data_path_and_name_and_type "${dumpdir}/filtered/${valid_set}/${speech_scp},speech,${speech_type}"
-    "${td[@]}" "${tv[@]}"
-    --train_shape_file "${stats}/${train_data}/speech_shape" --train_shape_file "${stats}/${train_data}/text_shape"
-    --train_shape_file "${stats}/${train_data}/src_text_shape"
-    --valid_shape_file "${stats}/${valid_set}/speech_shape" --valid_shape_file "${stats}/${valid_set}/text_shape"
-    --valid_shape_file "${stats}/${valid_set}/src_text_shape"
-    --fold_length "${speech_fold}" --fold_length 150 --fold_length 150)
+  speech_data_args  # the speech training data of the ASR pre-training and the ST training
   if [ "${pretrain_asr}" = true ] && [ "${model_family}" = salign ]; then
     # shellcheck disable=SC2086
     train_once 11a "ASR pre-training (speech -> transcript, CTC)" "${asr_exp}" \

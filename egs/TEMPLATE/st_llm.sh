@@ -42,17 +42,8 @@ llm_stage11() {
   # the acoustic encoder (and CTC head, where the model has one) from the ASR pre-training (st.sh --pretrain_asr)
   local asr_model
   if [ "${pretrain_asr}" = true ]; then asr_model=$(asr_init); init+=(--init_from_asr "${asr_model}"); fi
-  read -ra td <<< "$(text_data train "${dumpdir}/filtered/${train_data}")"
-  read -ra tv <<< "$(text_data valid "${dumpdir}/filtered/${valid_set}")"
-  local data=("${input_args[@]}" "${norm_args[@]}" "${init[@]}" "${langs[@]}"
-    --train_data_path_and_name_and_type "${dumpdir}/filtered/${train_data}/${speech_scp},speech,${speech_type}"
-    --valid_data_path_and_name_and_type "${dumpdir}/filtered/${valid_set}/${speech_scp},speech,${speech_type}"
-    "${td[@]}" "${tv[@]}"
-    --train_shape_file "${stats}/${train_data}/speech_shape" --train_shape_file "${stats}/${train_data}/text_shape"
-    --train_shape_file "${stats}/${train_data}/src_text_shape"
-    --valid_shape_file "${stats}/${valid_set}/speech_shape" --valid_shape_file "${stats}/${valid_set}/text_shape"
-    --valid_shape_file "${stats}/${valid_set}/src_text_shape"
-    --fold_length "${speech_fold}" --fold_length 150 --fold_length 150)
+  speech_data_args
+  local data=("${input_args[@]}" "${norm_args[@]}" "${init[@]}" "${langs[@]}" "${speech_data[@]}")
   inputs="${featdir}/${train_data}/.done ${featdir}/${valid_set}/.done"
   local logs=("${st_exp}/train.log")
   [ "${pretrain_asr}" = true ] && logs=("${asr_exp}/train.log" "${logs[@]}")
