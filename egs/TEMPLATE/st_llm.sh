@@ -13,7 +13,9 @@
 llm_stage11() {
   local vals lm align input_args=() norm_args=() init=() align_args=() inputs td tv
   vals=$(python -m salign.bin.config_value --config "${st_config}" lm align) || exit 2
-  lm=${vals%%$'\n'*}; align=${vals#*$'\n'}
+  local v=()
+  mapfile -t v <<< "${vals}"  # one line per key; $(...) dropped a trailing empty one (an absent align)
+  lm=${v[0]:-}; align=${v[1]:-}
   [ -n "${lm}" ] || lm=tiny
   # the prompts name the recipe's languages, whatever the config says
   local langs=(--model_conf "src_lang=${src_lang}" --model_conf "tgt_lang=${tgt_lang}")

@@ -1,11 +1,12 @@
 """Data-parallel training (DDP) through the driver's own launch path, on CPU.
 
-Stage 11 starts training with ``train_job`` in egs/TEMPLATE/st.sh: ESPnet's ``espnet2.bin.launch`` -> the job
-launcher -> ``python -m salign.bin.st_train``. Here that function runs the tiny S-Align config twice: once on one
-node through utils/queue/local.sh (one process), and once on two "nodes" through utils/queue/slurm.pl with stand-in
-sbatch/srun (tests/utils/test_launchers.py) that start both on this machine: two processes, one per node, joined by
-ESPnet's ``--dist_launcher slurm`` over gloo, each taking half of every global mini-batch. (One node with
-``--ngpu 0`` is always one process in ESPnet: its multiprocessing mode spawns one process per GPU.)
+Stage 11 starts training with ``train_job`` (egs/TEMPLATE/st_lib.sh, the driver's helpers): ESPnet's
+``espnet2.bin.launch`` -> the job launcher -> ``python -m salign.bin.st_train``. Here that function runs the tiny
+S-Align config twice: once on one node through utils/queue/local.sh (one process), and once on two "nodes" through
+utils/queue/slurm.pl with stand-in sbatch/srun (tests/utils/test_launchers.py) that start both on this machine: two
+processes, one per node, joined by ESPnet's ``--dist_launcher slurm`` over gloo, each taking half of every global
+mini-batch. (One node with ``--ngpu 0`` is always one process in ESPnet: its multiprocessing mode spawns one process
+per GPU.)
 
 The two-process run must behave as the one-process run on the same global batches: as many iterations and optimizer
 updates per epoch on each rank (the model's ``forward_count`` buffer, saved in the checkpoint; updates =
@@ -31,13 +32,13 @@ from tests.utils.test_launchers import fake_slurm_env
 
 pytestmark = pytest.mark.slow
 
-ST_SH = REPO / "egs" / "TEMPLATE" / "st.sh"
+ST_LIB = REPO / "egs" / "TEMPLATE" / "st_lib.sh"  # the stage driver's helpers (st.sh sources it)
 EPOCHS, BATCHES, ACCUM = 2, 6, 2  # 12 tiny utterances in global batches of 2
 LAMBDA = {"lambda_max": 1.0, "decay_start": 2, "decay_end": 6}  # decays within the run's 6 updates
 
 
 def train_job(tiny_data: Path, exp: Path, cuda_cmd: str, num_nodes: int, env: Dict[str, str]) -> Tuple[int, str]:
-    """Run st.sh's own ``train_job`` function (cut out of the driver) on the tiny data; return (status, stderr)."""
+    """Run the driver's own ``train_job`` function (its helpers sourced) on the tiny data; return (status, stderr)."""
     args = [str(a) for a in train_args(tiny_data, exp)]
     i = args.index("--ngpu")
     del args[i:i + 2]  # the launcher passes --ngpu itself
@@ -45,7 +46,7 @@ def train_job(tiny_data: Path, exp: Path, cuda_cmd: str, num_nodes: int, env: Di
     args += [x for k, v in LAMBDA.items() for x in ("--align_conf", f"{k}={v}")]
     script = f"""set -euo pipefail
 die() {{ echo "ERROR [st.sh]: $*" >&2; exit 2; }}
-eval "$(sed -n '/^train_job() {{/,/^}}/p' {ST_SH})"
+. {ST_LIB}
 cuda_cmd="{cuda_cmd}"; ngpu=0; num_nodes={num_nodes}
 train_job "$@"
 """

@@ -83,6 +83,8 @@ def test_mt_pretraining_ran_once_and_every_model_started_from_it(recipe):
         assert "Loading pretrained params from exp/mt_train_lm_compare/valid.acc.best.pth:lm:lm" in log, m
         assert re.search(r"encoder +initialised from ASR", log), m  # the same acoustic encoder as every row
         assert ("ot_l" in log) == (m == "llm_ot"), m
+        said = "ot" if m == "llm_ot" else "none"  # the driver reads the config's align (absent: none)
+        assert f"stage 11d: speech-LLM training (align: {said})" in (exp / "compare_logs" / f"{m}.log").read_text(), m
     layers = yaml.safe_load((exp / "st_llm_ot" / "layers.yaml").read_text())["layers"]
     assert yaml.safe_load((exp / "st_llm_ot" / "config.yaml").read_text())["align_conf"]["layers_file"] and layers
     stock = (exp / "st_stock_espnet" / "train.log").read_text()

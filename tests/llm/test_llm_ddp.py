@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.bin.test_distributed import ST_SH, epoch_results
+from tests.bin.test_distributed import ST_LIB, epoch_results
 from tests.conftest import REPO
 from tests.llm.test_llm_train import HF_CONFIG, llm_args
 from tests.utils.test_launchers import fake_slurm_env
@@ -30,7 +30,7 @@ def llm_train_job(tiny_data: Path, lm_dir: Path, exp: Path, cuda_cmd: str, num_n
              "n_iters=5", "--unused_parameters", "true", "--batch_size", "4"]
     script = f"""set -euo pipefail
 die() {{ echo "ERROR [st.sh]: $*" >&2; exit 2; }}
-eval "$(sed -n '/^train_job() {{/,/^}}/p' {ST_SH})"
+. {ST_LIB}
 cuda_cmd="{cuda_cmd}"; ngpu=0; num_nodes={num_nodes}
 train_job "$@"
 """
