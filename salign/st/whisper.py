@@ -39,16 +39,14 @@ import torch
 import torch.nn.functional as F
 from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
 
+from salign.encoders.whisper_format import ENCODER_DIMS, TEXT_DIMS, load_whisper
+from salign.encoders.whisper_format import FIX as _FIX
 from salign.st.pretrained import PretrainedEncoder
 from salign.utils.io import InputError
 from salign.utils.tensor import length_mask
 
 PathLike = Union[str, Path]
 SAMPLE_RATE, N_FFT, HOP_LENGTH = 16000, 400, 160
-#: openai's ``ModelDimensions`` fields of the audio encoder (what ``arch`` holds)
-ENCODER_DIMS = ("n_mels", "n_audio_ctx", "n_audio_state", "n_audio_head", "n_audio_layer")
-TEXT_DIMS = ("n_vocab", "n_text_ctx", "n_text_state", "n_text_head", "n_text_layer")  #: ignored when given
-_FIX = "an openai Whisper .pt file (e.g. ~/.cache/whisper/small.pt from whisper.load_model) copied locally"
 
 
 def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
@@ -62,26 +60,11 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> tor
 
 
 def load_whisper_checkpoint(path: PathLike) -> Tuple[Dict[str, int], Dict[str, torch.Tensor]]:
-    """The encoder dims and the ``encoder.*`` tensors (prefix removed) of an openai checkpoint; bad input is a
-    one-line :class:`InputError` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such Whisper checkpoint", path, fix=f"give {_FIX}, or set encoder_conf.checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, not a torch file, a pickle that is not plain data
-        raise InputError(f"cannot read the Whisper checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})",
-                         path, fix=f"give {_FIX}") from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("dims"), dict) \
-            or not isinstance(ckpt.get("model_state_dict"), dict):
-        raise InputError("not an openai Whisper checkpoint (no 'dims' and 'model_state_dict')", path,
-                         fix=f"give {_FIX}")
-    missing = [k for k in ENCODER_DIMS if k not in ckpt["dims"]]
-    if missing:
-        raise InputError(f"Whisper checkpoint dims lack {missing}", path, fix=f"give {_FIX}")
-    dims = {k: int(ckpt["dims"][k]) for k in ENCODER_DIMS}
-    state = {k[len("encoder."):]: v for k, v in ckpt["model_state_dict"].items() if k.startswith("encoder.")}
-    return dims, state
+    """The dims and the ``encoder.*`` tensors (prefix removed, float32) of a Whisper checkpoint in any format
+    :func:`salign.encoders.whisper_format.load_whisper` reads (openai ``.pt``, Hugging Face or CTranslate2
+    directory); bad input is a one-line :class:`InputError` naming the file."""
+    dims, state = load_whisper(path, encoder_only=True)
+    return dims, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
 class MultiHeadSelfAttention(torch.nn.Module):

@@ -1,0 +1,188 @@
+"""Stage 3, ``--feats_type whisper``: a pretrained encoder's hidden states, computed once and stored as features.
+
+A frozen encoder costs its forward pass in every epoch of every training that reads it; here it runs once per
+utterance and the recipe trains on its outputs like on fbank (``kaldi_ark`` data, global CMVN). The top blocks can
+still be fine-tuned: store block K's output (``--layer K``) and let the model's acoustic encoder continue from it
+with the checkpoint's blocks K+1.. (``--encoder whisper_top`` with ``from_layer: K``).
+
+Shard J (1-based) of N: ``OUT/splitN/feats.J.{ark,scp}``, ``utt2num_frames.J``, ``cmvn.J.npz`` and the
+``feats.J.done`` stamp (sharding, stamps and merge: :mod:`salign.feats.shards`). Merged: ``feats.scp``,
+``utt2num_frames``, ``cmvn.npz`` (ESPnet's ``feats_stats.npz`` keys), as :mod:`salign.feats.fbank_dump` writes them.
+The stamp holds the encoder's fingerprint (the SHA-256 of its weight files), the layer, the dtype and the padding:
+another checkpoint or layer extracts again.
+
+Whisper is run on the utterance only (no 30 s padding; :class:`salign.st.whisper.WhisperEncoder`), optionally with
+``--pad_silence S`` seconds of digital silence appended; frames are 20 ms. Output dtype ``float32`` (Kaldi ``FM``),
+or ``float16`` stored through Kaldi's 16-bit compressed matrix (``CM2``: half the disk, one global range per matrix).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import torch
+from kaldiio.matio import write_array
+
+from salign.data.datadir import Segment
+from salign.feats.fbank import SAMPLE_RATE, iter_waves
+from salign.feats.shards import Shard, ShardedDump
+from salign.utils.io import InputError, atomic_write
+
+__all__ = ["EncoderDump", "encoder_fingerprint"]
+
+STAMP_VERSION = 1
+BATCH = 8  #: utterances per encoder call (outputs do not depend on the batch: masked attention, own padding)
+DTYPES = ("float32", "float16")
+
+
+def encoder_fingerprint(checkpoint: Path) -> str:
+    """SHA-256 over the weight files of a checkpoint (a file, or a directory's ``*.safetensors``, ``*.bin``,
+    ``*.pt``, ``model.bin.part*`` and ``config.json``), so the stamp changes when the weights do."""
+    checkpoint = Path(checkpoint)
+    files = [checkpoint] if checkpoint.is_file() else sorted(
+        f for f in checkpoint.iterdir() if f.is_file() and (f.suffix in (".safetensors", ".bin", ".pt")
+                                                          or f.name.startswith("model.bin") or f.name == "config.json"))
+    if not files:
+        raise InputError("no weight files in this encoder checkpoint", checkpoint,
+                         fix="tools/get_pretrained.sh whisper-tiny.en, and point --feats_encoder at its directory")
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+class EncoderDump(ShardedDump):
+    """Shard J: ``feats.J.ark`` (first: the scp points into it), ``feats.J.scp``, ``utt2num_frames.J``,
+    ``cmvn.J.npz``; merged: ``feats.scp``, ``utt2num_frames``, ``cmvn.npz``."""
+
+    tool = "make_encoder_feats"
+    shard_files = ("feats.{j}.ark", "feats.{j}.scp", "utt2num_frames.{j}", "cmvn.{j}.npz")
+    shard_done = "feats.{j}.done"
+    out_example = "dump/whisper/train"
+    merged_files = ("feats.scp", "utt2num_frames", "cmvn.npz")
+
+    @classmethod
+    def add_options(cls, p: argparse.ArgumentParser) -> None:
+        """``--checkpoint``, ``--layer``, ``--dtype``, ``--pad_silence``."""
+        p.add_argument("--checkpoint", type=Path, required=True,
+                       help="the Whisper checkpoint (openai .pt, Hugging Face or CTranslate2 directory)")
+        p.add_argument("--layer", type=int, default=-1,
+                       help="1-based block whose output is stored (-1: the last, after its final LayerNorm)")
+        p.add_argument("--dtype", choices=DTYPES, default="float32",
+                       help="float32 (Kaldi FM) or float16 (Kaldi 16-bit compressed matrix)")
+        p.add_argument("--pad_silence", type=float, default=0.0,
+                       help="seconds of silence appended to each utterance before encoding (default 0)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "EncoderDump":
+        """The dump of the parsed options."""
+        if args.pad_silence < 0:
+            raise InputError(f"--pad_silence {args.pad_silence}: must be >= 0", fix="e.g. 0 or 1.0")
+        return cls(args.data, args.out.resolve(), args.nj, args.checkpoint, args.layer, args.dtype, args.pad_silence)
+
+    def __init__(self, data: Path, out: Path, nj: int, checkpoint: Path, layer: int = -1, dtype: str = "float32",
+                 pad_silence: float = 0.0) -> None:
+        super().__init__(data, out, nj)
+        self.checkpoint, self.layer, self.dtype, self.pad_silence = Path(checkpoint), layer, dtype, pad_silence
+        self._encoder = None
+        self._fingerprint = encoder_fingerprint(self.checkpoint)
+
+    def options(self) -> Dict[str, object]:
+        """The stamp's options: the encoder's fingerprint, the layer, the dtype, the padding."""
+        return {"version": STAMP_VERSION, "encoder": "whisper", "fingerprint": self._fingerprint,
+                "layer": self.layer, "dtype": self.dtype, "pad_silence": self.pad_silence, "sr": SAMPLE_RATE}
+
+    def encoder(self):
+        """The Whisper encoder up to ``--layer`` (built once, evaluation mode)."""
+        if self._encoder is None:
+            from salign.st.whisper import WhisperEncoder
+
+            self._encoder = WhisperEncoder(checkpoint=str(self.checkpoint), layer=self.layer).eval()
+        return self._encoder
+
+    def encode(self, waves: List[np.ndarray]) -> List[np.ndarray]:
+        """Hidden states (T_i, width) of each wave, float32."""
+        pad = int(round(self.pad_silence * SAMPLE_RATE))
+        ts = [torch.from_numpy(np.concatenate([w, np.zeros(pad, dtype=w.dtype)]) if pad else w).float()
+              for w in waves]
+        lens = torch.tensor([len(t) for t in ts])
+        batch = torch.nn.utils.rnn.pad_sequence(ts, batch_first=True)
+        with torch.inference_mode():
+            out, olens, _ = self.encoder()(batch, lens)
+        return [out[i, : int(olens[i])].numpy().astype(np.float32) for i in range(len(ts))]
+
+    def write_shard(self, segs: List[Segment], temps: List[Path], finals: List[Path]) -> Tuple[int, float]:
+        """Encoder outputs of ``segs`` into the ark, its scp, frame counts and partial CMVN sums."""
+        ark_final = finals[0].resolve()
+        scp_rows: List[Tuple[str, str]] = []
+        frames: Dict[str, int] = {}
+        total = total_sq = None
+        secs = 0.0
+        pending: List[Tuple[str, np.ndarray]] = []
+        with temps[0].open("wb") as ark:
+            def flush() -> None:
+                nonlocal total, total_sq
+                for (utt, _), feats in zip(pending, self.encode([w for _, w in pending])):
+                    if total is None:
+                        total, total_sq = np.zeros(feats.shape[1]), np.zeros(feats.shape[1])
+                    ark.write(f"{utt} ".encode("utf-8"))
+                    scp_rows.append((utt, f"{ark_final}:{ark.tell()}"))
+                    if self.dtype == "float16":
+                        write_array(ark, feats, compression_method=4)  # kTwoByte: 16 bits, one global range
+                    else:
+                        write_array(ark, feats)
+                    frames[utt] = feats.shape[0]
+                    total += feats.sum(axis=0, dtype=np.float64)
+                    total_sq += np.square(feats, dtype=np.float64).sum(axis=0)
+                    self.advance()
+                pending.clear()
+
+            for seg, wave in iter_waves(segs, self.wav_scp, SAMPLE_RATE, self.data / "wav.scp", self.segments_file):
+                if len(wave) <= 200:
+                    raise InputError(f"utterance '{seg.utt}' is too short for Whisper's front end ({len(wave)} "
+                                     "samples, > 200 needed)", self.data / "segments",
+                                     fix="drop utterances shorter than 0.1 s in data preparation")
+                secs += len(wave) / SAMPLE_RATE
+                pending.append((seg.utt, wave))
+                if len(pending) == BATCH:
+                    flush()
+            if pending:
+                flush()
+            ark.flush()
+            os.fsync(ark.fileno())
+        with temps[1].open("w", encoding="utf-8") as f:
+            f.writelines(f"{u} {s}\n" for u, s in sorted(scp_rows))
+        with temps[2].open("w", encoding="utf-8") as f:
+            f.writelines(f"{u} {frames[u]}\n" for u in sorted(frames))
+        with temps[3].open("wb") as f:
+            np.savez(f, count=np.int64(sum(frames.values())), sum=total if total is not None else np.zeros(1),
+                     sum_square=total_sq if total_sq is not None else np.zeros(1))
+        return len(frames), secs
+
+    def write_merged(self, shards: List[Shard]) -> str:
+        """The merged scp, lengths and global CMVN stats."""
+        count, total, total_sq = 0, None, None
+        for s in shards:
+            with np.load(s.finals[3]) as st:
+                if int(st["count"]) == 0:
+                    continue
+                count += int(st["count"])
+                total = st["sum"] if total is None else total + st["sum"]
+                total_sq = st["sum_square"] if total_sq is None else total_sq + st["sum_square"]
+        scp_lines = self.merged_rows(shards, 1)
+        frames = [tuple(line.split()) for line in self.merged_rows(shards, 2)]
+        out = self.out
+        with atomic_write(out / "feats.scp") as f:
+            f.writelines(line + "\n" for line in scp_lines)
+        with atomic_write(out / "utt2num_frames") as f:
+            f.writelines(f"{u} {n}\n" for u, n in frames)
+        with atomic_write(out / "cmvn.npz", "wb") as f:
+            np.savez(f, count=np.int64(count), sum=total, sum_square=total_sq)
+        return f"{len(scp_lines)} utterances, {count} frames of 20 ms -> {out}/feats.scp, {out}/cmvn.npz"
