@@ -258,7 +258,9 @@ def test_ctc_weight_schedule(tiny_data):
 
 
 def test_shrink_starts_at_shrink_start(tiny_data):
+    torch.manual_seed(0)
     model = build(tiny_data, "--model_conf", "shrink=true", "--model_conf", "shrink_start=1").eval()
+    flat_ctc(model, strength=5.0)  # one token most of the time: a shrink shows (a random CTC may draw no repeat)
     b = batch(tiny_data)
     with torch.no_grad():
         _, lens = model.encode(b["speech"], b["speech_lengths"])
@@ -271,13 +273,14 @@ def test_shrink_starts_at_shrink_start(tiny_data):
     assert stats["shrink_ratio"].item() < 1.0
 
 
-def flat_ctc(model, favourite: int = 3) -> None:
-    """Make every frame's CTC distribution softmax(bias): nearly uniform over the vocabulary, with one arg-max token
-    (the projection is tied to the embedding table: zeroing it is fine for what these tests read)."""
+def flat_ctc(model, favourite: int = 3, strength: float = 0.5) -> None:
+    """Make every frame's CTC distribution softmax(bias), the same for every frame: the token ``favourite`` has logit
+    ``strength``, every other 0 (0.5: nearly uniform with one arg-max). The projection is tied to the embedding table:
+    zeroing it is fine for what these tests read."""
     with torch.no_grad():
         model.ctc.ctc_lo.weight.zero_()
         model.ctc.ctc_lo.bias.zero_()
-        model.ctc.ctc_lo.bias[favourite] = 0.5
+        model.ctc.ctc_lo.bias[favourite] = strength
 
 
 def test_shrink_samples_ctc_tokens_in_training_and_takes_the_arg_max_in_evaluation(tiny_data):
