@@ -107,8 +107,9 @@ CLASS_RANGES: Dict[str, Dict[str, Range]] = {
     "salign.llm.projector.MLPProjector": {"stack": POSITIVE, "hidden_size": NONNEG},
     "salign.llm.projector.LinearProjector": {"stack": POSITIVE},
     "salign.st.stack.FrameStack": {"stack": POSITIVE},
-    "salign.st.hubert.HuBERTEncoder": {"mask_length": POSITIVE, "mask_channel_length": POSITIVE},
-    "salign.st.whisper.WhisperEncoder": {"mask_length": POSITIVE, "mask_channel_length": POSITIVE},
+    "salign.st.hubert.HuBERTEncoder": {"mask_length": POSITIVE, "mask_channel_length": POSITIVE, "layerdrop": DROPOUT},
+    "salign.st.whisper.WhisperEncoder": {"mask_length": POSITIVE, "mask_channel_length": POSITIVE,
+                                         "layerdrop": DROPOUT},
 }
 
 #: the words a knob that takes a number or a named setting accepts (``module.QualName`` -> key -> words)

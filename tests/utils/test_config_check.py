@@ -216,6 +216,9 @@ def test_ranges_are_declared_in_one_place():
     assert cc.range_of("dropout_rate", "espnet2.asr.encoder.transformer_encoder.TransformerEncoder") is cc.DROPOUT
     assert cc.range_of("batch_size") is cc.POSITIVE
     assert 1.0 not in cc.DROPOUT and 0.0 in cc.DROPOUT and 0.0 not in cc.POSITIVE and float("nan") not in cc.PROB
+    for enc in ("salign.st.hubert.HuBERTEncoder", "salign.st.whisper.WhisperEncoder"):  # fine-tuning knobs
+        assert cc.range_of("mask_prob", enc) is cc.PROB and cc.range_of("mask_channel_length", enc) is cc.POSITIVE
+        assert cc.range_of("layerdrop", enc) is cc.DROPOUT and cc.range_of("proj_dropout", enc) is cc.DROPOUT
     from salign.losses.adversarial import ADV_GRAD_SCALES  # the named settings the checker accepts are the module's
 
     assert cc.CLASS_WORDS["salign.losses.adversarial.AdversarialAlign"]["adv_grad_scale"] == tuple(ADV_GRAD_SCALES)
