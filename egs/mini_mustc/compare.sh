@@ -9,7 +9,9 @@
 #      The pre-trainings are jobs of the rows' pool (--jobs N at a time): pre_asr, pre_mt, pre_lm, then the rows;
 #      a row waits for those it needs (exp/compare_logs/<job>.done)
 #   2. salign rows, one per --methods entry (baseline = no alignment loss, contrastive = H-Align, adversarial =
-#      S-Align, ot = AI-STA): ./run.sh --stage 11 --stop_stage 15 --st_config exp/compare_conf/train_st_<m>.yaml
+#      S-Align with lambda·L_G at face value, adversarial_official = S-Align at the official effective adversarial
+#      strength (adv_grad_scale official), ot = AI-STA):
+#      ./run.sh --stage 11 --stop_stage 15 --st_config exp/compare_conf/train_st_<m>.yaml
 #      --st_tag <m> (test sets as ST/MT/ASR, packing, gap analysis), then stages 12-13 for the training subset as ST;
 #      all start from the MT and ASR pre-training (--init_from_mt, --init_from_asr)
 #   3. ESPnet's stock ST model on the same dumps, no MT pre-training, its encoder and CTC from the ASR pre-training
@@ -45,7 +47,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 debug=false             # true: the tiny configs of conf/compare/debug/
-methods="baseline contrastive adversarial ot"  # salign rows, each conf/compare/method/<row>.yaml
+methods="baseline contrastive adversarial adversarial_official ot"  # salign rows, each conf/compare/method/<row>.yaml
 stock=true              # also the row of ESPnet's stock ST model
 llm_methods="baseline ot"  # speech-LLM rows (--model_family llm), each conf/compare/llm/method/<m>.yaml -> llm_<m>
 asr=true                # shared ASR pre-training (conf/compare/asr.yaml) initialising every row's acoustic encoder

@@ -44,7 +44,8 @@ MISSING = "–"
 DESCRIPTIONS = {
     "baseline": "MT pre-training + multi-task ST/MT/ASR, no alignment loss",
     "contrastive": "H-Align: sentence-level contrastive (InfoNCE)",
-    "adversarial": "S-Align: modal network (adversarial) + mix-up",
+    "adversarial": "S-Align: modal network (adversarial) + mix-up, λ·L_G at face value",
+    "adversarial_official": "S-Align at the official effective adversarial strength (adv_grad_scale official)",
     "ot": "AI-STA: optimal transport at inner T-enc layers",
     "multi": "several alignment losses together",
     "stock_espnet": "ESPnet's stock ST model (ESPnetSTModel), no MT pre-training",

@@ -3,7 +3,8 @@
 Usage::
 
     python -m salign.bin.compare --exp exp --out COMPARE.md \
-        --methods "baseline contrastive adversarial ot stock_espnet" --command "cd egs/mini_mustc && ./compare.sh" \
+        --methods "baseline contrastive adversarial adversarial_official ot stock_espnet" \
+        --command "cd egs/mini_mustc && ./compare.sh" \
         [--test_sets "tst-COMMON tst-HE"] [--n_bootstrap 1000] [--seed 12345] \
         [--mt_exp exp/mt_train_mt_compare] [--asr_exp exp/asr_train_asr_compare] [--lm_exp exp/mt_train_lm_compare] \
         [--title ...] \

@@ -22,12 +22,22 @@ draw per batch) for ablations.
 Reduction (``reduction: items``, official): each item's BCE is weighted by its length and the sum is divided by the
 number of items (2B at sentence level), as ``F.binary_cross_entropy_with_logits(weight=lengths, reduction="mean")``
 in the official code, so the losses are about mean-length times larger than a length-weighted mean
-(``reduction: weights``), and ``lambda_max: 4.0`` is calibrated against ESPnet's sentence-summed CE/CTC.
+(``reduction: weights``).
+
+Effective strength (``adv_grad_scale``): the module returns ``adv_grad_scale·(d_scale·λ·L_D + λ·L_G)``. The official
+fork back-propagates L_D and L_G outside fairseq's fp16 loss scaling while the translation losses go through it, and
+fairseq then divides every gradient by the loss scale S and by the batch's token count; relative to salign's
+sentence-normalised translation loss the official encoders therefore feel ``λ·L_G / (S·B)``, B the sentences per
+GPU (:func:`official_adv_grad_scale`). ``adv_grad_scale: official`` is that factor for the official run (S = 128,
+B = 18.75: 1/2400); ``face_value`` (1.0, the default, salign's behaviour before the knob) adds λ·L_G as it is. The
+discriminator learns the same at either scale (Adam is scale-invariant and D only receives L_D); only its share of
+the gradient norm that ``grad_clip`` sees changes, as in the official code.
 
 The weight ``λ(u)`` is ``lambda_max`` until ``decay_start`` updates, then falls linearly to 0 at ``decay_end``; ``L_D``
 is scaled by ``d_scale·λ`` and gated on from ``d_start``, ``L_G`` by ``λ`` from ``g_start``. Defaults are the official
-full-scale MuST-C values (4.0, 25k, 45k, 1.5, 0, 1k; mix-up from 3k on 30% of batches with p ~ U(0, 1)); small runs
-need them scaled down (see ``egs/mini_mustc/conf``).
+full-scale MuST-C values (4.0, 25k, 45k, 1.5, 0, 1k; mix-up from 3k on 30% of batches with p ~ U(0, 1)) except
+``adv_grad_scale`` (``face_value``, so that a config written before the knob keeps its meaning; the official one is
+``official``); small runs need them scaled down (see ``egs/mini_mustc/conf``).
 
 Guard: while the game is on, a discriminator whose accuracy stays within ``pinned_margin`` of 0 or 1 for
 ``pinned_window`` updates (0: never checked) is reported by a WARNING (once per window while it lasts) and the
@@ -38,7 +48,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +112,45 @@ def lambda_schedule(u: int, lambda_max: float, decay_start: int, decay_end: int)
     if u >= decay_end or decay_end <= decay_start:
         return 0.0
     return lambda_max * (decay_end - u) / (decay_end - decay_start)
+
+
+#: the official run's fp16 loss scale when training starts (fairseq's ``--fp16-init-scale``; it doubles after every
+#: 2^14 / 8 GPUs = 2048 updates without overflow and halves on an overflow)
+OFFICIAL_LOSS_SCALE = 128.0
+#: sentences per GPU in the official batch: 8 GPUs x 15k padded 10 ms frames, ~150 MuST-C utterances per update
+OFFICIAL_SENTENCES_PER_GPU = 150 / 8
+
+
+def official_adv_grad_scale(loss_scale: float = OFFICIAL_LOSS_SCALE,
+                            sentences_per_gpu: float = OFFICIAL_SENTENCES_PER_GPU) -> float:
+    """The factor by which the official fork's encoders feel ``λ·L_G`` relative to salign's face value: ``1 / (S·B)``.
+
+    Per GPU the official update follows ``(S·Σ_tok CE + λ·L_G) / (S·N)`` (translation back-propagated through the fp16
+    loss scale S, L_G outside it, every gradient divided by S and by the token count N); salign's ESPnet loss is the
+    token-summed CE averaged over the sentences (``Σ_tok CE / B``) plus ``adv_grad_scale·λ·L_G``. The ratios of the
+    two terms agree when ``adv_grad_scale = 1 / (S·B)``, B the official sentences per GPU (N cancels; L_G is a mean
+    over items and does not grow with B).
+    """
+    if loss_scale <= 0 or sentences_per_gpu <= 0:
+        raise ValueError(f"need loss_scale > 0 and sentences_per_gpu > 0, got {loss_scale}, {sentences_per_gpu}")
+    return 1.0 / (loss_scale * sentences_per_gpu)
+
+
+#: the named settings of ``align_conf.adv_grad_scale``
+ADV_GRAD_SCALES = {"face_value": 1.0, "official": official_adv_grad_scale()}
+
+
+def resolve_adv_grad_scale(value: Union[float, str]) -> float:
+    """``align_conf.adv_grad_scale`` as a number: a named setting (:data:`ADV_GRAD_SCALES`) or a number >= 0."""
+    if isinstance(value, str):
+        if value not in ADV_GRAD_SCALES:
+            raise ValueError(f"align_conf.adv_grad_scale: unknown setting {value!r} (fix: one of "
+                             f"{', '.join(ADV_GRAD_SCALES)}, or a number >= 0)")
+        return ADV_GRAD_SCALES[value]
+    if not 0.0 <= float(value) < float("inf"):
+        raise ValueError(f"align_conf.adv_grad_scale must be >= 0, got {value} (fix: face_value, official or a "
+                         "number >= 0)")
+    return float(value)
 
 
 def mix_inputs(x: torch.Tensor, tokens: torch.Tensor, p: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor]
@@ -191,6 +240,7 @@ class AdversarialAlign(AbsAlign):
         text_label: float = 1.0,
         pinned_window: int = 2000,
         pinned_margin: float = 0.02,
+        adv_grad_scale: Union[float, str] = "face_value",
     ) -> None:
         """Build the modal network; every number of the method is a keyword (see the module docstring)."""
         super().__init__()
@@ -213,6 +263,8 @@ class AdversarialAlign(AbsAlign):
             raise ValueError(f"need align_conf.pinned_window >= 0 and 0 <= pinned_margin < 0.5, got {pinned_window}, "
                              f"{pinned_margin}")
         self.pinned_window, self.pinned_margin = pinned_window, pinned_margin
+        self.adv_grad_scale = resolve_adv_grad_scale(adv_grad_scale)
+        logging.info("adversarial gradient scale %g (%s)", self.adv_grad_scale, adv_grad_scale)
         self._pinned_since: Optional[int] = None  # update at which D's accuracy got pinned (None: it is not)
         self._pinned_warned: Optional[int] = None  # update of the last warning
 
@@ -320,7 +372,7 @@ class AdversarialAlign(AbsAlign):
 
     # -- the loss --------------------------------------------------------------------------------------------------
     def forward(self, batch: AlignBatch) -> Tuple[torch.Tensor, Stats]:
-        """Weighted ``d_scale·λ·L_D + λ·L_G`` with the warm-up gates, plus statistics.
+        """``adv_grad_scale·(d_scale·λ·L_D + λ·L_G)`` with the warm-up gates, plus statistics.
 
         ``L_D`` and ``L_G`` see the same items: the speech sample (in a mixed batch, ``replace`` mode: the mixed
         sequence with label p instead) and the text sample (sentences drawn for text noise replaced by their noised
@@ -354,7 +406,7 @@ class AdversarialAlign(AbsAlign):
         loss_g = self.generator_loss(g_items)
         d_w = self.d_scale * lam if u >= self.d_start else 0.0
         g_w = lam if u >= self.g_start else 0.0
-        loss = d_w * loss_d + g_w * loss_g
+        loss = self.adv_grad_scale * (d_w * loss_d + g_w * loss_g)
 
         with torch.no_grad():  # how well D separates the plain modalities (speech 0, text 1)
             acc = []

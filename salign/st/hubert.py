@@ -11,12 +11,24 @@ file or a Hugging Face directory, see :mod:`salign.st.ssl_checkpoint`), then an 
     freeze_feature_extractor: true   # the CNN runs under no_grad, its parameters frozen (fairseq feature_grad_mult 0)
     normalize_waveform: null    # per-utterance zero mean / unit variance; null: what the checkpoint was trained with
     dropout / attention_dropout / activation_dropout / dropout_input / layerdrop: null  # null: checkpoint values
+    mask_prob: 0.0              # time masks of fairseq fine-tuning (training only): span starts per frame x length
+    mask_length: 10             # frames per time span
+    mask_channel_prob: 0.0      # channel masks, the same semantics over the model width
+    mask_channel_length: 10     # channels per span
+    proj_dropout: 0.0           # dropout on the output (after the projection)
+
+Fine-tuning regularisation as fairseq's HuBERT fine-tuning (the official S-Align A-enc: ``mask_prob 0.5``,
+``mask_channel_prob 0.25``, ``layerdrop 0``, ``dropout_input 0``, ``activation_dropout 0.1``, ``proj_dropout 0.1``,
+``conf/train_st_salign_hubert.yaml``): in training, spans of the transformer's input frames (after the feature
+projection and ``dropout_input``, before the positional convolution) are replaced by the checkpoint's learned mask
+embedding (fairseq ``mask_emb``, Hugging Face ``masked_spec_embed``; a fresh one, uniform in [0, 1), when the
+checkpoint has none) and spans of its channels are zeroed, with the semantics of :mod:`salign.st.masking`.
 
 Padding does not leak: output lengths follow the CNN's kernels and strides, the first conv block's GroupNorm
 (HuBERT/wav2vec 2.0 Base) and the waveform normalisation use the valid samples only, attention masks the padding,
 so an utterance gives the same output in a padded batch as alone (fairseq's GroupNorm sees the padding; this does
-not). Masking of the input (HuBERT's ``mask_emb``, SpecAugment-style time/channel masks of fairseq fine-tuning) is
-not applied.
+not). Time masks fall on valid frames only, but with fairseq's equal mask count per batch (``same_count``), so in
+training an utterance's masks depend on its batch.
 """
 from __future__ import annotations
 
@@ -29,6 +41,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
 
+from salign.st.masking import mask_spans
 from salign.st.pretrained import PretrainedEncoder
 from salign.st.ssl_checkpoint import load_ssl_checkpoint
 from salign.utils.io import InputError
@@ -69,6 +82,11 @@ class HuBERTEncoder(PretrainedEncoder):
         dropout_input: Optional[float] = None,
         layerdrop: Optional[float] = None,
         arch: Optional[Dict[str, Any]] = None,
+        mask_prob: float = 0.0,
+        mask_length: int = 10,
+        mask_channel_prob: float = 0.0,
+        mask_channel_length: int = 10,
+        proj_dropout: float = 0.0,
     ) -> None:
         """Build the model from ``checkpoint`` (or, without one, randomly from ``arch``); see the module doc."""
         super().__init__()
@@ -80,10 +98,10 @@ class HuBERTEncoder(PretrainedEncoder):
         if checkpoint is None and arch is None:
             raise InputError("encoder hubert needs encoder_conf.checkpoint",
                              fix="a fairseq .pt file (e.g. downloads/hubert_base_ls960.pt) or a Hugging Face dir")
-        state = None
+        state = mask_emb = None
         if checkpoint is not None:
             ckpt = load_ssl_checkpoint(checkpoint)
-            arch, state = ckpt.arch, ckpt.state_dict
+            arch, state, mask_emb = ckpt.arch, ckpt.state_dict, ckpt.mask_emb
             normalize_waveform = ckpt.normalize_waveform if normalize_waveform is None else normalize_waveform
             logging.info("hubert encoder: %s checkpoint %s (%d layers, width %d)", ckpt.kind, checkpoint,
                          arch["encoder_num_layers"], arch["encoder_embed_dim"])
@@ -119,7 +137,16 @@ class HuBERTEncoder(PretrainedEncoder):
         convs = [(b.kernel_size, b.stride) for b in self.ssl.feature_extractor.conv_layers]
         self.min_samples = 1 + sum((k - 1) * math.prod(s for _, s in convs[:i]) for i, (k, _) in enumerate(convs))
         width = arch["encoder_embed_dim"]
-        self.init_projection(width, output_size)
+        self.init_projection(width, output_size, proj_dropout)
+        self.init_masking(mask_prob, mask_length, mask_channel_prob, mask_channel_length)
+        self.mask_emb: Optional[torch.nn.Parameter] = None  #: learned embedding of time-masked frames
+        if mask_prob > 0:
+            if mask_emb is not None and mask_emb.numel() != width:
+                raise InputError(f"the checkpoint's mask embedding has {mask_emb.numel()} values, its model width is "
+                                 f"{width}", checkpoint, fix="a complete checkpoint")
+            self.mask_emb = torch.nn.Parameter(mask_emb if mask_emb is not None else torch.rand(width))
+            if mask_emb is None and checkpoint is not None:
+                logging.warning("hubert encoder: %s has no mask embedding; time masks use a fresh one", checkpoint)
 
 
     def standalone_conf(self) -> Dict[str, Any]:
@@ -173,6 +200,9 @@ class HuBERTEncoder(PretrainedEncoder):
         with torch.no_grad() if self.freeze_feature_extractor else contextlib.nullcontext():
             feats, lens = self.extract(wave, ilens)
         x, mask = self.ssl.encoder._preprocess(feats, lens)
+        if self.training and (self.mask_prob > 0 or self.mask_channel_prob > 0):
+            x = mask_spans(x, lens, self.mask_prob, self.mask_length, self.mask_channel_prob, self.mask_channel_length,
+                           self.mask_emb)
         transformer = self.ssl.encoder.transformer
         x = transformer._preprocess(x)
         for layer in transformer.layers:

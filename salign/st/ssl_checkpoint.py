@@ -1,7 +1,9 @@
 """Read HuBERT / wav2vec 2.0 checkpoints into torchaudio's layout, with neither fairseq nor transformers installed.
 
 Two formats, one result (:class:`SSLCheckpoint`: the keyword arguments of ``torchaudio.models.wav2vec2_model``, a
-state dict with torchaudio's key names and whether the model expects a per-utterance normalised waveform):
+state dict with torchaudio's key names, whether the model expects a per-utterance normalised waveform, and the
+learned mask embedding the input masking of fine-tuning uses -- fairseq's ``mask_emb``, Hugging Face's
+``masked_spec_embed`` -- which torchaudio's model does not hold):
 
 * **fairseq** ``.pt`` (``hubert_base_ls960.pt``, ``wav2vec_small.pt``, ``hubert_large_ll60k.pt``, ...): a pickled dict
   with ``cfg`` (hydra config: ``cfg["model"]``, ``cfg["task"]``) or legacy ``args`` (an argparse Namespace) and
@@ -66,6 +68,15 @@ class SSLCheckpoint:
     state_dict: Dict[str, torch.Tensor]  #: torchaudio key names
     normalize_waveform: bool  #: the model was trained on zero-mean unit-variance utterances
     kind: str  #: "fairseq" or "huggingface"
+    mask_emb: Optional[torch.Tensor] = None  #: (width,) learned embedding of masked frames; None if absent
+
+
+def _take_mask_emb(state: Dict[str, torch.Tensor], names: Tuple[str, ...]) -> Optional[torch.Tensor]:
+    """The checkpoint's mask embedding (the first of ``names`` found), as float32; None when it has none."""
+    for name in names:
+        if name in state:
+            return state[name].detach().float().clone().reshape(-1)
+    return None
 
 
 def load_ssl_checkpoint(path: PathLike) -> SSLCheckpoint:
@@ -232,7 +243,8 @@ def _load_fairseq(path: Path) -> SSLCheckpoint:
     arch = fairseq_arch(model_cfg, path)
     converted = _rename(state, fairseq_to_torchaudio_key, path)
     _identity_projection(converted, arch)
-    return SSLCheckpoint(arch, converted, bool(task_cfg.get("normalize", False)), "fairseq")
+    mask_emb = _take_mask_emb(state, ("mask_emb", "w2v_model.mask_emb"))
+    return SSLCheckpoint(arch, converted, bool(task_cfg.get("normalize", False)), "fairseq", mask_emb)
 
 
 def _identity_projection(state: Dict[str, torch.Tensor], arch: Dict[str, Any]) -> None:
@@ -329,4 +341,5 @@ def _load_huggingface(path: Path) -> SSLCheckpoint:
         raise InputError(f"unreadable weights ({type(exc).__name__}: {str(exc)[:120]})", weights, fix=_FIX) from None
     converted = _rename(state, huggingface_to_torchaudio_key, weights)
     pre = read_json("preprocessor_config.json") if (path / "preprocessor_config.json").is_file() else {}
-    return SSLCheckpoint(arch, converted, bool(pre.get("do_normalize", False)), "huggingface")
+    mask_emb = _take_mask_emb(state, ("masked_spec_embed", "hubert.masked_spec_embed", "wav2vec2.masked_spec_embed"))
+    return SSLCheckpoint(arch, converted, bool(pre.get("do_normalize", False)), "huggingface", mask_emb)

@@ -13,10 +13,25 @@ the ``encoder.*`` keys are used (openai's ``AudioEncoder`` names: ``encoder.conv
     output_size: null           # Linear projection from n_audio_state; none when equal or null
     layer: null                 # 1-based block whose output is used (null: the last, then ln_post; -2: one below)
     freeze_conv: false          # the two input convolutions run under no_grad, their parameters frozen
+    mask_prob: 0.0              # fine-tuning regularisation (training only), as HuBERT's: time span masks
+    mask_length: 10             # log-mel frames per time span
+    mask_channel_prob: 0.0      # mel-channel span masks
+    mask_channel_length: 10     # mel channels per span
+    dropout: 0.0                # after the positional embedding and on each block's two residual branches
+    attention_dropout: 0.0      # on the attention weights
+    activation_dropout: 0.0     # after the MLP's GELU
+    layerdrop: 0.0              # probability of skipping a block
+    proj_dropout: 0.0           # dropout on the output (after the projection)
 
 The front end is Whisper's own (``whisper.audio.log_mel_spectrogram``): centred STFT (n_fft 400, hop 160, Hann
 window, reflect padding), power spectrum without the last frame, librosa's Slaney mel filters (n_mels from the
 checkpoint: 80, or 128 for large-v3), log10 clamped at 1e-10, floored at the maximum minus 8, then (x + 4) / 4.
+
+Fine-tuning regularisation (all off by default; openai's model has no dropout): the knobs of ``--encoder hubert``
+where they apply. Span masks with fairseq's semantics (:mod:`salign.st.masking`) fall on the log-mel input, time
+spans of valid frames and mel-channel spans, filled with zeros (Whisper has no learned mask embedding; Hugging Face's
+Whisper SpecAugment option masks the same place the same way); dropouts sit where Hugging Face's Whisper encoder has
+them; ``proj_dropout`` follows the projection.
 
 Differences from openai's model: no padding to 30 s. openai pads every utterance with zeros to 30 s (3000 frames)
 and runs the encoder over the whole window; here the encoder runs over the utterance only (the positional
@@ -41,6 +56,7 @@ from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
 
 from salign.encoders.whisper_format import ENCODER_DIMS, TEXT_DIMS, load_whisper
 from salign.encoders.whisper_format import FIX as _FIX
+from salign.st.masking import mask_spans
 from salign.st.pretrained import PretrainedEncoder
 from salign.utils.io import InputError
 from salign.utils.tensor import length_mask
@@ -70,10 +86,11 @@ def load_whisper_checkpoint(path: PathLike) -> Tuple[Dict[str, int], Dict[str, t
 class MultiHeadSelfAttention(torch.nn.Module):
     """openai's ``MultiHeadAttention`` (self-attention only) with a key padding mask."""
 
-    def __init__(self, n_state: int, n_head: int) -> None:
-        """``query``/``value``/``out`` with bias, ``key`` without (openai's layout)."""
+    def __init__(self, n_state: int, n_head: int, attention_dropout: float = 0.0) -> None:
+        """``query``/``value``/``out`` with bias, ``key`` without (openai's layout); dropout on the weights in
+        training."""
         super().__init__()
-        self.n_head = n_head
+        self.n_head, self.attention_dropout = n_head, attention_dropout
         self.query = torch.nn.Linear(n_state, n_state)
         self.key = torch.nn.Linear(n_state, n_state, bias=False)
         self.value = torch.nn.Linear(n_state, n_state)
@@ -85,34 +102,42 @@ class MultiHeadSelfAttention(torch.nn.Module):
         q, k, v = (lin(x).view(b, t, self.n_head, -1).transpose(1, 2) for lin in (self.query, self.key, self.value))
         mask = None if key_mask is None else key_mask[:, None, None, :]
         # softmax(q k^T / sqrt(d_head)) v: openai scales q and k by d_head^-1/4 each, the same
-        wv = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        wv = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                            dropout_p=self.attention_dropout if self.training else 0.0)
         return self.out(wv.transpose(1, 2).reshape(b, t, d))
 
 
 class ResidualAttentionBlock(torch.nn.Module):
-    """openai's encoder ``ResidualAttentionBlock``: pre-norm self-attention and a 4x GELU MLP."""
+    """openai's encoder ``ResidualAttentionBlock``: pre-norm self-attention and a 4x GELU MLP (+ optional dropouts
+    where Hugging Face's Whisper has them: on each residual branch, after the GELU, on the attention weights)."""
 
-    def __init__(self, n_state: int, n_head: int) -> None:
+    def __init__(self, n_state: int, n_head: int, dropout: float = 0.0, attention_dropout: float = 0.0,
+                 activation_dropout: float = 0.0) -> None:
         """``attn``, ``attn_ln``, ``mlp`` (``mlp.0``, GELU, ``mlp.2``), ``mlp_ln`` as in openai's model."""
         super().__init__()
-        self.attn = MultiHeadSelfAttention(n_state, n_head)
+        self.attn = MultiHeadSelfAttention(n_state, n_head, attention_dropout)
         self.attn_ln = torch.nn.LayerNorm(n_state)
         self.mlp = torch.nn.Sequential(torch.nn.Linear(n_state, 4 * n_state), torch.nn.GELU(),
                                        torch.nn.Linear(4 * n_state, n_state))
         self.mlp_ln = torch.nn.LayerNorm(n_state)
+        self.dropout = torch.nn.Dropout(dropout)
+        self.activation_dropout = torch.nn.Dropout(activation_dropout)
 
     def forward(self, x: torch.Tensor, key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(B, T, D) -> (B, T, D)."""
-        x = x + self.attn(self.attn_ln(x), key_mask)
-        return x + self.mlp(self.mlp_ln(x))
+        x = x + self.dropout(self.attn(self.attn_ln(x), key_mask))
+        h = self.activation_dropout(self.mlp[1](self.mlp[0](self.mlp_ln(x))))
+        return x + self.dropout(self.mlp[2](h))
 
 
 class AudioEncoder(torch.nn.Module):
     """openai's ``AudioEncoder`` modules (same state-dict names); :class:`WhisperEncoder` runs them with masks."""
 
     def __init__(self, n_mels: int, n_audio_ctx: int, n_audio_state: int, n_audio_head: int,
-                 n_audio_layer: int) -> None:
-        """conv1 (k3, p1), conv2 (k3, s2, p1), the sinusoidal ``positional_embedding`` buffer, blocks, ln_post."""
+                 n_audio_layer: int, dropout: float = 0.0, attention_dropout: float = 0.0,
+                 activation_dropout: float = 0.0) -> None:
+        """conv1 (k3, p1), conv2 (k3, s2, p1), the sinusoidal ``positional_embedding`` buffer, blocks, ln_post (the
+        dropouts: see :class:`ResidualAttentionBlock`)."""
         super().__init__()
         if n_audio_state % n_audio_head:
             raise InputError(f"Whisper's n_audio_state {n_audio_state} is not a multiple of n_audio_head "
@@ -120,7 +145,8 @@ class AudioEncoder(torch.nn.Module):
         self.conv1 = torch.nn.Conv1d(n_mels, n_audio_state, kernel_size=3, padding=1)
         self.conv2 = torch.nn.Conv1d(n_audio_state, n_audio_state, kernel_size=3, stride=2, padding=1)
         self.register_buffer("positional_embedding", sinusoids(n_audio_ctx, n_audio_state))
-        self.blocks = torch.nn.ModuleList([ResidualAttentionBlock(n_audio_state, n_audio_head)
+        self.blocks = torch.nn.ModuleList([ResidualAttentionBlock(n_audio_state, n_audio_head, dropout,
+                                                                  attention_dropout, activation_dropout)
                                            for _ in range(n_audio_layer)])
         self.ln_post: Optional[torch.nn.LayerNorm] = torch.nn.LayerNorm(n_audio_state)
 
@@ -146,6 +172,15 @@ class WhisperEncoder(PretrainedEncoder):
         layer: Optional[int] = None,
         freeze_conv: bool = False,
         arch: Optional[Dict[str, Any]] = None,
+        mask_prob: float = 0.0,
+        mask_length: int = 10,
+        mask_channel_prob: float = 0.0,
+        mask_channel_length: int = 10,
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
+        activation_dropout: float = 0.0,
+        layerdrop: float = 0.0,
+        proj_dropout: float = 0.0,
     ) -> None:
         """Build the encoder from ``checkpoint`` (or, without one, randomly from ``arch``); see the module doc."""
         super().__init__()
@@ -162,7 +197,15 @@ class WhisperEncoder(PretrainedEncoder):
         if set(ENCODER_DIMS) - set(arch) or set(arch) - set(ENCODER_DIMS + TEXT_DIMS):
             raise InputError(f"encoder_conf.arch must have the Whisper dims {list(ENCODER_DIMS)}, got {sorted(arch)}")
         self.arch = {k: int(arch[k]) for k in ENCODER_DIMS}  #: the encoder's openai ``ModelDimensions`` fields
-        self.whisper = AudioEncoder(**self.arch)
+        rates = {"dropout": dropout, "attention_dropout": attention_dropout, "activation_dropout": activation_dropout,
+                 "layerdrop": layerdrop}
+        for name, value in rates.items():
+            if not 0.0 <= value < 1.0:
+                raise InputError(f"encoder_conf.{name} must be in [0, 1), got {value}", fix="e.g. 0.1, or 0: off")
+        self.whisper = AudioEncoder(**self.arch, dropout=dropout, attention_dropout=attention_dropout,
+                                    activation_dropout=activation_dropout)
+        self.input_dropout = torch.nn.Dropout(dropout)  # after the positional embedding
+        self.layerdrop = layerdrop
         if state is not None:
             try:
                 missing, unexpected = self.whisper.load_state_dict(state, strict=False)
@@ -187,7 +230,8 @@ class WhisperEncoder(PretrainedEncoder):
             for conv in (self.whisper.conv1, self.whisper.conv2):
                 conv.requires_grad_(False)
         width = self.arch["n_audio_state"]
-        self.init_projection(width, output_size)
+        self.init_projection(width, output_size, proj_dropout)
+        self.init_masking(mask_prob, mask_length, mask_channel_prob, mask_channel_length)
         self.max_frames = 2 * self.arch["n_audio_ctx"]  #: mel frames of openai's 30 s window
 
 
@@ -244,15 +288,20 @@ class WhisperEncoder(PretrainedEncoder):
         w = self.whisper
         with torch.no_grad(), torch.autocast(wave.device.type, enabled=False):  # the spectrum in float32
             mel, flens = self.log_mel(wave, ilens)
+        if self.training and (self.mask_prob > 0 or self.mask_channel_prob > 0):  # (B, F, n_mels) for the masks
+            mel = mask_spans(mel.transpose(1, 2), flens, self.mask_prob, self.mask_length, self.mask_channel_prob,
+                             self.mask_channel_length).transpose(1, 2)
         mel = mel.to(w.conv1.weight.dtype)
         with torch.no_grad() if self.freeze_conv else contextlib.nullcontext():
             x = F.gelu(w.conv1(mel))
             x = x.masked_fill(~length_mask(flens, x.size(-1)).unsqueeze(1), 0.0)  # conv2 sees zeros, as alone
             x = F.gelu(w.conv2(x)).transpose(1, 2)
         lens = torch.div(flens + 1, 2, rounding_mode="floor")  # (F + 2 - 3) // 2 + 1
-        x = x + w.positional_embedding[: x.size(1)].to(x.dtype)
+        x = self.input_dropout(x + w.positional_embedding[: x.size(1)].to(x.dtype))
         key_mask = length_mask(lens, x.size(1))
         for block in w.blocks:
+            if self.training and self.layerdrop > 0 and torch.rand(1).item() < self.layerdrop:
+                continue
             x = block(x, key_mask)
         if w.ln_post is not None:
             x = w.ln_post(x)

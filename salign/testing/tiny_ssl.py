@@ -92,8 +92,10 @@ def _fake_fairseq() -> Iterator[type]:
                 sys.modules[n] = m
 
 
-def save_fairseq(model: torch.nn.Module, path: PathLike, normalize: bool = False, n_classes: int = 5) -> Path:
-    """Write ``model`` as a fairseq HuBERT pre-training checkpoint (the layout of ``hubert_base_ls960.pt``)."""
+def save_fairseq(model: torch.nn.Module, path: PathLike, normalize: bool = False, n_classes: int = 5,
+                 **model_cfg_values: Any) -> Path:
+    """Write ``model`` as a fairseq HuBERT pre-training checkpoint (the layout of ``hubert_base_ls960.pt``);
+    ``model_cfg_values`` replace fields of its ``cfg.model`` (e.g. ``encoder_layerdrop=0.05``)."""
     from omegaconf import OmegaConf
 
     arch = _arch_of(model)
@@ -123,6 +125,10 @@ def save_fairseq(model: torch.nn.Module, path: PathLike, normalize: bool = False
         "checkpoint_activations": False, "required_seq_len_multiple": 2, "depthwise_conv_kernel_size": 31,
         "attn_type": "", "pos_enc_type": "abs", "fp16": False,
     }
+    unknown = set(model_cfg_values) - set(model_cfg)
+    if unknown:
+        raise ValueError(f"not fields of HubertConfig here: {sorted(unknown)}")
+    model_cfg.update(model_cfg_values)
     task_cfg = {"_name": "hubert_pretraining", "data": "/checkpoint/librispeech", "fine_tuning": False,
                 "labels": ["km"], "label_dir": "/checkpoint/labels", "label_rate": 50.0, "sample_rate": 16000,
                 "normalize": normalize, "enable_padding": False, "max_keep_size": None, "max_sample_size": 250000,

@@ -95,6 +95,7 @@ CLASS_RANGES: Dict[str, Dict[str, Range]] = {
         "speech_label": PROB, "text_label": PROB,
         "window": POSITIVE, "stride": POSITIVE,
         "pinned_window": NONNEG, "pinned_margin": Range(0.0, 0.5, hi_open=True),
+        "adv_grad_scale": NONNEG,   # or a named setting (CLASS_WORDS)
     },
     "salign.losses.contrastive.ContrastiveAlign": {"weight": NONNEG, "temperature": POSITIVE,
                                                    "attn_temperature": POSITIVE},
@@ -106,6 +107,14 @@ CLASS_RANGES: Dict[str, Dict[str, Range]] = {
     "salign.llm.projector.MLPProjector": {"stack": POSITIVE, "hidden_size": NONNEG},
     "salign.llm.projector.LinearProjector": {"stack": POSITIVE},
     "salign.st.stack.FrameStack": {"stack": POSITIVE},
+    "salign.st.hubert.HuBERTEncoder": {"mask_length": POSITIVE, "mask_channel_length": POSITIVE, "layerdrop": DROPOUT},
+    "salign.st.whisper.WhisperEncoder": {"mask_length": POSITIVE, "mask_channel_length": POSITIVE,
+                                         "layerdrop": DROPOUT},
+}
+
+#: the words a knob that takes a number or a named setting accepts (``module.QualName`` -> key -> words)
+CLASS_WORDS: Dict[str, Dict[str, Tuple[str, ...]]] = {
+    "salign.losses.adversarial.AdversarialAlign": {"adv_grad_scale": ("face_value", "official")},
 }
 
 #: ranges of top-level options (the task's parser)
@@ -302,6 +311,12 @@ class _Checker:
         self.problems.append(Problem(self.path, line, _dotted(keypath), what, fix))
 
     def check_range(self, keypath: Tuple, value: Any, owner: Optional[str]) -> None:
+        words = CLASS_WORDS.get(owner or "", {}).get(str(keypath[-1]))
+        if words is not None and isinstance(value, str) and value not in words:
+            near = closest(value, words)
+            self.add(keypath, f"unknown setting {value!r}",
+                     f"did you mean {near}?" if near else f"one of {', '.join(words)}, or a number")
+            return
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return
         rng = range_of(str(keypath[-1]), owner)

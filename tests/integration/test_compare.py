@@ -1,6 +1,7 @@
 """The comparison recipe (egs/mini_mustc/compare.sh --debug true --jobs 2) end to end in a scratch copy of the recipe:
-data once, one shared MT pre-training, four salign methods, ESPnet's stock ST model and the two speech-LLM rows (one
-shared LM pre-training; without and with AI-STA) two at a time, one COMPARE.md table."""
+data once, one shared MT pre-training, five salign rows (S-Align at face value and at the official effective
+adversarial strength), ESPnet's stock ST model and the two speech-LLM rows (one shared LM pre-training; without and
+with AI-STA) two at a time, one COMPARE.md table."""
 from __future__ import annotations
 
 import os
@@ -15,7 +16,8 @@ from tests.analysis.test_compare import table as table_by_column
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-METHODS = ("baseline", "contrastive", "adversarial", "ot")
+METHODS = ("baseline", "contrastive", "adversarial", "adversarial_official", "ot")
+ALIGN = {"adversarial_official": "adversarial"}  # a row's alignment loss, where the row is not named after it
 LLM_ROWS = ("llm_baseline", "llm_ot")
 
 
@@ -50,7 +52,8 @@ def test_one_row_per_method_plus_the_stock_model(recipe):
         assert cells["train time"] != "–" and cells["params"].endswith(("K", "M")), cells
         assert re.fullmatch(r"base|\d\.\d\d\d†?", cells["p tst-COMMON"]), cells  # vs baseline / llm_baseline
     assert r["baseline"]["p tst-COMMON"] == r["llm_baseline"]["p tst-COMMON"] == "base"
-    assert r["adversarial"]["disc acc"] != "–" and r["baseline"]["disc acc"] == "–"  # only S-Align has a modal network
+    for m in ("adversarial", "adversarial_official"):  # only S-Align has a modal network
+        assert r[m]["disc acc"] != "–" and r["baseline"]["disc acc"] == "–", m
     assert "Shared LM pre-training on the same text (`exp/mt_train_lm_compare`" in table
     assert "Not computed" not in table  # every decode's hypothesis and reference files were found
     stock = r["stock_espnet"]
@@ -125,9 +128,14 @@ def test_each_row_trains_with_the_base_config_and_its_own_alignment_loss(recipe)
     for m in METHODS:
         used = yaml.safe_load((dst / "exp" / f"st_{m}" / "config.yaml").read_text())
         assert used["config"] == f"exp/compare_conf/train_st_{m}.yaml"
-        assert (used["align"] or "baseline") == m
+        assert (used["align"] or "baseline") == ALIGN.get(m, m)
         for key in ("max_epoch", "batch_size", "optim_conf", "encoder_conf", "text_encoder_conf", "model_conf"):
             assert used[key] == {**used[key], **base[key]} if isinstance(base[key], dict) else used[key] == base[key]
+    scales = {m: yaml.safe_load((dst / "exp" / f"st_{m}" / "config.yaml").read_text())["align_conf"]["adv_grad_scale"]
+              for m in ("adversarial", "adversarial_official")}
+    assert scales == {"adversarial": "face_value", "adversarial_official": "official"}
+    log = (dst / "exp" / "st_adversarial_official" / "train.log").read_text()
+    assert "adversarial gradient scale 0.000416667 (official)" in log  # the model ran with the official strength
     mt = yaml.safe_load((dst / "exp" / "mt_train_mt_compare" / "config.yaml").read_text())
     assert mt["batch_size"] == 32 and mt["align"] is None and mt["encoder_conf"] == {**mt["encoder_conf"],
                                                                                       **base["encoder_conf"]}
@@ -158,7 +166,7 @@ def test_unknown_method_fails_fast(recipe):
     proc = subprocess.run(["./compare.sh", "--methods", "baseline nope"], cwd=dst, env=env, capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "no config for method 'nope'" in proc.stderr and "fix:" in proc.stderr
-    assert "adversarial baseline contrastive ot" in proc.stderr  # the known methods: conf/compare/method/
+    assert "adversarial adversarial_official baseline contrastive ot" in proc.stderr  # conf/compare/method/
     proc = subprocess.run(["./compare.sh", "--jobs", "0"], cwd=dst, env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "--jobs 0: must be a positive integer" in proc.stderr
     proc = subprocess.run(["./compare.sh", "--nj", "4"], cwd=dst, env=env, capture_output=True, text=True)

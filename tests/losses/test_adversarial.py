@@ -6,7 +6,15 @@ import torch
 import torch.nn.functional as F
 
 from salign.losses.abs_align import AlignBatch, AlignHost
-from salign.losses.adversarial import AdversarialAlign, ModalNetwork, insert_blanks, lambda_schedule, mix_inputs
+from salign.losses.adversarial import (
+    ADV_GRAD_SCALES,
+    AdversarialAlign,
+    ModalNetwork,
+    insert_blanks,
+    lambda_schedule,
+    mix_inputs,
+    official_adv_grad_scale,
+)
 from tests.losses.conftest import StubHost
 
 DIM = 8
@@ -74,6 +82,68 @@ def test_lambda_schedule_official_values():
     assert f(0) == 4.0 and f(24_999) == 4.0
     assert f(35_000) == pytest.approx(2.0)
     assert f(45_000) == 0.0 and f(100_000) == 0.0
+
+
+def test_lambda_decays_from_decay_start_to_decay_end():
+    """Two points on either side of the midpoint (where a rising ramp would agree): 3/4 of λ a quarter of the way into
+    the decay, 1/4 of it three quarters of the way, also as the module's reported weight."""
+    align = AdversarialAlign(DIM, dropout=0.0, lambda_max=4.0, decay_start=25_000, decay_end=45_000,
+                             mixup_batch_prob=0.0).eval()
+    assert align.weight(25_000) == 4.0
+    assert align.weight(30_000) == pytest.approx(3.0) and align.weight(40_000) == pytest.approx(1.0)
+    enc = torch.nn.Linear(DIM, DIM)
+    lams = [align(make_batch(enc, u=u))[1]["adv_lambda"].item() for u in (25_000, 30_000, 40_000, 44_999)]
+    assert lams == pytest.approx([4.0, 3.0, 1.0, 4.0 / 20_000])
+
+
+@pytest.mark.parametrize("gate", ["g_start", "d_start"])
+def test_each_loss_switches_on_exactly_at_its_start_update(gate):
+    """L_G (L_D) is off at update g_start - 1 (d_start - 1) and on at g_start (d_start) itself: updates count from 0."""
+    enc = torch.nn.Linear(DIM, DIM)
+    start = 7
+    align = AdversarialAlign(DIM, dropout=0.0, lambda_max=2.0, d_scale=1.5, mixup_batch_prob=0.0,
+                             **{"g_start": 0, "d_start": 0, gate: start}).eval()
+    for u, on in ((start - 1, False), (start, True)):
+        loss, st = align(make_batch(enc, u=u))
+        d_part, g_part = 1.5 * 2.0 * st["loss_adv_d"].item(), 2.0 * st["loss_adv_g"].item()
+        want = (d_part if gate == "g_start" or on else 0.0) + (g_part if gate == "d_start" or on else 0.0)
+        assert loss.item() == pytest.approx(want, rel=1e-6), (u, on)
+
+
+def test_official_adv_grad_scale_is_one_over_loss_scale_times_sentences_per_gpu():
+    assert official_adv_grad_scale() == pytest.approx(1 / (128 * 150 / 8)) == ADV_GRAD_SCALES["official"]
+    assert official_adv_grad_scale(loss_scale=512, sentences_per_gpu=20) == pytest.approx(1 / 10240)
+    assert ADV_GRAD_SCALES["face_value"] == 1.0 and AdversarialAlign(DIM).adv_grad_scale == 1.0  # default
+    assert AdversarialAlign(DIM, adv_grad_scale=0.01).adv_grad_scale == 0.01
+    with pytest.raises(ValueError, match="unknown setting 'oficial'.*fix: one of face_value, official"):
+        AdversarialAlign(DIM, adv_grad_scale="oficial")
+    with pytest.raises(ValueError, match="must be >= 0"):
+        AdversarialAlign(DIM, adv_grad_scale=-1.0)
+
+
+def test_adv_grad_scale_scales_the_encoder_gradient_but_not_what_adam_does_to_the_discriminator():
+    """The official setting multiplies L_G's gradient into the encoders by 1/2400; one Adam step on D from the scaled
+    L_D moves D exactly as the face-value one (Adam is invariant to the scale of a parameter's gradient)."""
+    torch.manual_seed(0)
+    enc = torch.nn.Linear(DIM, DIM)
+    face = AdversarialAlign(DIM, dropout=0.0, lambda_max=4.0, g_start=0, mixup_batch_prob=0.0)
+    official = AdversarialAlign(DIM, dropout=0.0, lambda_max=4.0, g_start=0, mixup_batch_prob=0.0,
+                                adv_grad_scale="official")
+    official.load_state_dict(face.state_dict())
+    moved, enc_grads = [], []
+    for align in (face, official):
+        enc.zero_grad()
+        loss, _ = align(make_batch(enc, u=0))
+        loss.backward()
+        enc_grads.append(enc.weight.grad.clone())
+        before = [p.detach().clone() for p in align.disc.parameters()]
+        torch.optim.Adam(align.disc.parameters(), lr=1e-3, eps=1e-12).step()
+        moved.append([p.detach() - b for p, b in zip(align.disc.parameters(), before)])
+    tiny = 1e-6 * enc_grads[1].abs().max().item()
+    torch.testing.assert_close(enc_grads[1], enc_grads[0] / 2400, rtol=1e-4, atol=tiny)
+    assert enc_grads[0].abs().sum() > 0
+    for a, b in zip(*moved):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-9)
 
 
 def test_sentence_level_weights_each_sentence_by_its_length():

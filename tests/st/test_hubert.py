@@ -244,3 +244,80 @@ def test_registered_and_trains_inside_the_salign_model(ckpt, tiny_data):
     assert all(p.grad is None for p in model.encoder.ssl.feature_extractor.parameters())
     assert all(p.grad is not None for p in model.encoder.ssl.encoder.transformer.layers.parameters())
     assert "loss_asr" in stats and "loss_st" in stats
+
+
+# ------------------------------------------------------------------------------------ fine-tuning regularisation
+def test_the_checkpoints_mask_embedding_is_the_one_time_masks_use(tiny, ckpt, tmp_path):
+    saved = torch.load(ckpt, map_location="cpu", pickle_module=_PICKLE, weights_only=False)["model"]["mask_emb"]
+    enc = HuBERTEncoder(checkpoint=ckpt, mask_prob=0.5)
+    assert torch.equal(enc.mask_emb.detach(), saved) and enc.mask_emb.requires_grad
+    hf = save_huggingface(tiny, tmp_path / "hf")
+    enc = HuBERTEncoder(checkpoint=str(hf), mask_prob=0.5)
+    assert torch.equal(enc.mask_emb.detach(), read_safetensors(hf / "model.safetensors")["masked_spec_embed"])
+    assert HuBERTEncoder(checkpoint=ckpt).mask_emb is None  # no masking: no parameter (older model files load)
+
+
+def test_masks_replace_frames_by_the_mask_embedding_and_zero_channels_in_training_only(ckpt):
+    """What the transformer's positional convolution receives (fairseq masks before it): time spans of valid frames
+    equal to mask_emb, channel spans zero in every frame; nothing masked in evaluation."""
+    enc = HuBERTEncoder(checkpoint=ckpt, mask_prob=0.5, mask_length=2, mask_channel_prob=0.25, mask_channel_length=2)
+    seen = []
+    enc.ssl.encoder.transformer.pos_conv_embed.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    x, lens = waves(2, 3200), torch.tensor([3200, 1600])
+    torch.manual_seed(0)
+    enc.train()(x, lens)
+    enc.eval()(x, lens)
+    frames = torch.tensor([39, 19])  # ((samples - 10) // 5 + 1 - 16) // 16 + 1
+    assert frames.tolist() == enc.extract(x, lens)[1].tolist()
+    masked, plain = seen
+    emb = enc.mask_emb.detach()
+    timed = []
+    for b, n in enumerate(frames.tolist()):
+        zero = (masked[b, :n] == 0).all(0)  # channels zero in every frame of the utterance
+        assert zero.any() and not zero.all()
+        timed.append((masked[b][:, ~zero] == emb[~zero]).all(-1))  # frames equal to the mask embedding elsewhere
+        assert timed[b][:n].any() and not timed[b][n:].any()
+    assert timed[0].sum() == timed[1].sum()  # fairseq's equal count per batch
+    assert not (plain == emb).all(-1).any() and not (plain[0, :39] == 0).all(0).any()
+
+
+def test_proj_dropout_drops_the_projected_output_in_training(ckpt):
+    enc = HuBERTEncoder(checkpoint=ckpt, output_size=16, proj_dropout=0.5)
+    x, lens = waves(), torch.tensor([1600, 1600])
+    torch.manual_seed(0)
+    out = enc.train()(x, lens)[0]
+    assert 0.4 < (out == 0).float().mean().item() < 0.6
+    assert (enc.eval()(x, lens)[0] != 0).all()
+    with pytest.raises(InputError, match="proj_dropout must be in"):
+        HuBERTEncoder(checkpoint=ckpt, proj_dropout=1.0)
+    with pytest.raises(InputError, match="mask_length must be >= 1"):
+        HuBERTEncoder(checkpoint=ckpt, mask_prob=0.5, mask_length=0)
+
+
+def test_official_config_turns_on_hubert_fine_tuning_regularisation(tiny, tmp_path):
+    """conf/train_st_salign_hubert.yaml on a checkpoint with HuBERT-Base's pre-training dropouts (layerdrop 0.05,
+    input dropout 0.1, activation dropout 0.0): the official fine-tuning overrides them (0, 0, 0.1), masks time
+    (0.5) and channels (0.25) with the checkpoint's mask embedding, and drops 0.1 after the projection."""
+    import yaml
+
+    conf = yaml.safe_load((REPO / "conf" / "train_st_salign_hubert.yaml").read_text())["encoder_conf"]
+    path = save_fairseq(tiny, tmp_path / "base_like.pt", encoder_layerdrop=0.05, dropout_input=0.1,
+                        activation_dropout=0.0)
+    assert load_ssl_checkpoint(path).arch["encoder_layer_drop"] == 0.05
+    enc = HuBERTEncoder(**{**conf, "checkpoint": str(path), "output_size": 16})
+    assert (enc.arch["encoder_layer_drop"], enc.arch["encoder_projection_dropout"],
+            enc.arch["encoder_ff_interm_dropout"]) == (0.0, 0.0, 0.1)
+    assert enc.ssl.encoder.transformer.layer_drop == 0.0
+    assert (enc.mask_prob, enc.mask_length, enc.mask_channel_prob, enc.mask_channel_length) == (0.5, 10, 0.25, 10)
+    assert enc.mask_emb is not None and enc.proj is not None and enc.proj_dropout.p == 0.1
+
+
+def test_standalone_conf_keeps_the_mask_embedding(ckpt):
+    """A packed model (config without the checkpoint) rebuilds the mask embedding, so the trained one loads."""
+    import yaml
+
+    enc = HuBERTEncoder(checkpoint=ckpt, mask_prob=0.5)
+    conf = yaml.safe_load(yaml.safe_dump(enc.standalone_conf()))
+    again = HuBERTEncoder(mask_prob=0.5, **conf)
+    again.load_state_dict(enc.state_dict())  # strict
+    assert torch.equal(again.mask_emb, enc.mask_emb)

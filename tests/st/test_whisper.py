@@ -301,3 +301,66 @@ def test_llm_train_cli_runs_a_step_with_whisper(wav_data):
              wav_data, "decode.log")
     keys = {line.split()[0] for line in (wav_data / "text").read_text().splitlines()}
     assert {line.split()[0] for line in (out / "1best_recog" / "token_int").read_text().splitlines()} == keys
+
+
+# ------------------------------------------------------------------------------------ fine-tuning regularisation
+def test_masks_fall_on_the_log_mel_input_in_training_only(ckpt):
+    """Time spans of valid frames and mel-channel spans of the log-mel input are zero in training (fairseq's span
+    semantics, as HuBERT's; zeros: Whisper has no mask embedding); evaluation sees the plain spectrum."""
+    enc = WhisperEncoder(checkpoint=ckpt, mask_prob=0.5, mask_length=3, mask_channel_prob=0.25, mask_channel_length=2)
+    seen = []
+    enc.whisper.conv1.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    x, lens = waves(2, FULL), torch.tensor([FULL, FULL // 2])
+    torch.manual_seed(0)
+    enc.train()(x, lens)
+    enc.eval()(x, lens)
+    masked, plain = seen
+    frames = [FULL // 160, FULL // 320]
+    zero_frames = [(masked[b, :, :n] == 0).all(0) for b, n in enumerate(frames)]
+    zero_mels = [(masked[b, :, :n] == 0).all(1) for b, n in enumerate(frames)]
+    assert all(z.any() and not z.all() for z in zero_frames + zero_mels)
+    assert len({int(z.sum()) for z in zero_mels}) == 1  # fairseq's equal count per batch
+    assert not (plain[0] == 0).all(0).any() and not (plain[0] == 0).all(1).any()
+
+
+@pytest.mark.parametrize("knob", ["dropout", "attention_dropout", "activation_dropout", "proj_dropout"])
+def test_dropouts_act_in_training_only(ckpt, knob):
+    plain = WhisperEncoder(checkpoint=ckpt, output_size=16)
+    enc = WhisperEncoder(checkpoint=ckpt, output_size=16, **{knob: 0.5})
+    enc.load_state_dict(plain.state_dict())
+    x, lens = waves(2, 4000), torch.tensor([4000, 3000])
+    ref = plain.eval()(x, lens)[0]
+    torch.testing.assert_close(enc.eval()(x, lens)[0], ref, atol=0, rtol=0)
+    torch.testing.assert_close(plain.train()(x, lens)[0], ref, atol=0, rtol=0)  # nothing random without the knob
+    torch.manual_seed(0)
+    assert not torch.allclose(enc.train()(x, lens)[0], ref, atol=1e-3)
+    with pytest.raises(InputError, match=f"{knob} must be in"):
+        WhisperEncoder(checkpoint=ckpt, **{knob: 1.0})
+
+
+def test_layerdrop_skips_blocks_in_training(ckpt):
+    """With layerdrop near 1 no block runs in training: the output does not depend on the blocks' weights."""
+    enc = WhisperEncoder(checkpoint=ckpt, layerdrop=0.9999).train()
+    x, lens = waves(1, 4000), torch.tensor([4000])
+    out = enc(x, lens)[0]
+    with torch.no_grad():
+        for p in enc.whisper.blocks.parameters():
+            p.add_(1.0)
+    torch.testing.assert_close(enc(x, lens)[0], out, atol=0, rtol=0)
+    assert not torch.allclose(enc.eval()(x, lens)[0], out, atol=1e-3)
+
+
+@pytest.mark.parametrize("branch", ["attention", "mlp"])
+def test_dropout_is_on_each_residual_branch_of_a_block(branch):
+    """Hugging Face's Whisper places `dropout` on both residual branches: with the other branch silenced, the one
+    left still differs between training and evaluation."""
+    from salign.st.whisper import ResidualAttentionBlock
+
+    torch.manual_seed(0)
+    block = ResidualAttentionBlock(8, 2, dropout=0.5)
+    silenced = block.mlp[2] if branch == "attention" else block.attn.out
+    with torch.no_grad():
+        silenced.weight.zero_()
+        silenced.bias.zero_()
+    x = torch.randn(2, 5, 8)
+    assert not torch.allclose(block.train()(x), block.eval()(x), atol=1e-4)

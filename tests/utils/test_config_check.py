@@ -120,6 +120,10 @@ HOSTILE = [
      "-4 is out of range: must be >= 0", "give a value >= 0"),
     ("mixup_batch_prob 1.5", "st", ST, "    mixup_batch_prob: 0.3", "    mixup_batch_prob: 1.5",
      "align_conf.mixup_batch_prob", 12, "1.5 is out of range: must be in [0, 1]", "give a value in [0, 1]"),
+    ("adv_grad_scale typo", "st", ST, "    mixup_batch_prob: 0.3", "    adv_grad_scale: oficial",
+     "align_conf.adv_grad_scale", 12, "unknown setting 'oficial'", "did you mean official?"),
+    ("adv_grad_scale -0.1", "st", ST, "    mixup_batch_prob: 0.3", "    adv_grad_scale: -0.1",
+     "align_conf.adv_grad_scale", 12, "-0.1 is out of range: must be >= 0", "give a value >= 0"),
     ("batch_size -8", "st", ST, "batch_size: 8", "batch_size: -8", "batch_size", 18,
      "-8 is out of range: must be > 0", "give a value > 0"),
     ("lr string", "st", ST, "lr: 0.002", "lr: 2e-3", "optim_conf.lr", 14, "must be a number, got the string '2e-3'",
@@ -212,6 +216,12 @@ def test_ranges_are_declared_in_one_place():
     assert cc.range_of("dropout_rate", "espnet2.asr.encoder.transformer_encoder.TransformerEncoder") is cc.DROPOUT
     assert cc.range_of("batch_size") is cc.POSITIVE
     assert 1.0 not in cc.DROPOUT and 0.0 in cc.DROPOUT and 0.0 not in cc.POSITIVE and float("nan") not in cc.PROB
+    for enc in ("salign.st.hubert.HuBERTEncoder", "salign.st.whisper.WhisperEncoder"):  # fine-tuning knobs
+        assert cc.range_of("mask_prob", enc) is cc.PROB and cc.range_of("mask_channel_length", enc) is cc.POSITIVE
+        assert cc.range_of("layerdrop", enc) is cc.DROPOUT and cc.range_of("proj_dropout", enc) is cc.DROPOUT
+    from salign.losses.adversarial import ADV_GRAD_SCALES  # the named settings the checker accepts are the module's
+
+    assert cc.CLASS_WORDS["salign.losses.adversarial.AdversarialAlign"]["adv_grad_scale"] == tuple(ADV_GRAD_SCALES)
 
 
 @pytest.mark.slow
