@@ -14,6 +14,8 @@
 #   stage  2  speed perturb.   salign.bin.data_utils     data/train -> data/train_sp (only with --speed_perturb_factors)
 #   stage  3  features         salign.bin.make_fbank     80-dim Kaldi fbank (kaldi-native-fbank) ark/scp + CMVN, --nj jobs
 #                              salign.bin.make_raw       --feats_type raw: per-utterance 16 kHz flac files + wav.scp
+#                              salign.bin.make_encoder_feats  --feats_type whisper: a pretrained Whisper encoder's
+#                                                        hidden states (20 ms frames) as ark/scp + CMVN, computed once
 #   stage  4  length filter    salign.bin.prepare_dump   dump/filtered/<set>/ (+ MT pre-training text, + train subset)
 #   stage  5  token lists      salign.bin.make_tokens    SentencePiece models + ESPnet token lists (joint or separate)
 #   stage 10  collect stats    salign.bin.prepare_dump   shape files + global CMVN stats (raw: no CMVN; no slow ESPnet pass)
@@ -42,7 +44,13 @@ inference_nj=1          # parallel jobs for decoding
 ngpu=0                  # GPUs per node for training (ESPnet's --ngpu; DDP when > 1, started by espnet2.bin.launch)
 num_nodes=1             # nodes for training (> 1: multi-node DDP, needs a cluster cuda_cmd, e.g. utils/queue/slurm.sh)
 dumpdir=dump            # features and filtered sets
-feats_type=fbank        # fbank: 80-dim fbank ark/scp, global CMVN | raw: 16 kHz audio (wav.scp, ESPnet's sound type)
+feats_type=fbank        # fbank: 80-dim fbank ark/scp, global CMVN | raw: 16 kHz audio (wav.scp, ESPnet's sound type) |
+                        # whisper: the hidden states of a pretrained Whisper encoder (--feats_encoder), 20 ms frames,
+                        # computed once in stage 3 and read like fbank (ark/scp, global CMVN)
+feats_encoder=          # whisper: the checkpoint (an HF/CTranslate2 directory or openai .pt; tools/get_pretrained.sh)
+feats_layer=-1          # whisper: the 1-based block whose output is stored (-1: the last, after its LayerNorm)
+feats_dtype=float32     # whisper: float32, or float16 (Kaldi 16-bit compressed matrices: half the disk)
+feats_pad_silence=0     # whisper: seconds of silence appended to each utterance before encoding
 audio_format=flac       # raw: file format of the per-utterance audio (flac | wav)
 feats_stack=1           # fbank: store this many consecutive 10 ms frames as one (80*N dims at N*10 ms), i.e. the
                         # frame stacking of `--preencoder stack` done once in the dump, which every model (ESPnet's
@@ -164,7 +172,14 @@ fi
 for f in "${mt_config}" "${st_config}" "${inference_config}"; do
   if [ -n "${f}" ] && [ ! -f "${f}" ]; then die "${f}: config not found (fix: check the path in run.sh)"; fi
 done
-case "${feats_type}" in fbank|raw) ;; *) die "unknown --feats_type '${feats_type}' (fix: fbank or raw)" ;; esac
+case "${feats_type}" in fbank|raw) ;;
+  whisper)
+    [ -n "${feats_encoder}" ] || die "--feats_type whisper needs --feats_encoder (fix: e.g. --feats_encoder" \
+      "${SALIGN_ROOT}/tools/pretrained/whisper-tiny.en, made by tools/get_pretrained.sh whisper-tiny.en)"
+    [ -e "${feats_encoder}" ] || die "--feats_encoder ${feats_encoder}: no such checkpoint (fix:" \
+      "${SALIGN_ROOT}/tools/get_pretrained.sh whisper-tiny.en, or point it at a Whisper checkpoint)" ;;
+  *) die "unknown --feats_type '${feats_type}' (fix: fbank, raw or whisper)" ;;
+esac
 case "${audio_format}" in flac|wav) ;; *) die "unknown --audio_format '${audio_format}' (fix: flac or wav)" ;; esac
 # the model family's training and decoding tools (both take ESPnet's st_train / st_inference flags)
 case "${model_family}" in
@@ -252,10 +267,14 @@ stats=${dumpdir}/stats  # stage 10: shape files (derived from the dumps, so next
 featdir=${dumpdir}/${feats_type}  # stage 3's output per set
 if [ "${feats_type}" = raw ]; then  # ESPnet's raw convention: wav.scp of 16 kHz audio, lengths in samples
   feats_tool=make_raw; speech_scp=wav.scp; speech_type=sound; speech_fold=80000
+elif [ "${feats_type}" = whisper ]; then  # 20 ms frames: lengths as fbank stacked by 2
+  featdir=${dumpdir}/whisper_$(basename "${feats_encoder}" .pt)_L${feats_layer}
+  feats_stack=2
+  feats_tool=make_encoder_feats; speech_scp=feats.scp; speech_type=kaldi_ark; speech_fold=400
 else
   feats_tool=make_fbank; speech_scp=feats.scp; speech_type=kaldi_ark; speech_fold=$((800 / feats_stack))
 fi
-[ "${feats_type}" = fbank ] || [ "${feats_stack}" -eq 1 ] ||
+[ "${feats_type}" != raw ] || [ "${feats_stack}" -eq 1 ] ||
   die "--feats_stack ${feats_stack} needs --feats_type fbank (fix: --feats_stack 1 for raw audio)"
 [ -n "${st_tag}" ] || st_tag=$(basename "${st_config:-st}" .yaml)
 st_exp=${expdir}/st_${st_tag}
@@ -324,7 +343,9 @@ if run_stage 3; then
     out=${featdir}/${dset}
     opts=()
     [ "${feats_type}" = raw ] && opts=(--audio_format "${audio_format}")
-    [ "${feats_stack}" -eq 1 ] || opts=(--stack "${feats_stack}")
+    [ "${feats_type}" = fbank ] && [ "${feats_stack}" -ne 1 ] && opts=(--stack "${feats_stack}")
+    [ "${feats_type}" = whisper ] && opts=(--checkpoint "${feats_encoder}" --layer "${feats_layer}"
+                                          --dtype "${feats_dtype}" --pad_silence "${feats_pad_silence}")
     # the tool decides alone what is left to do: a shard, or the merge, whose stamp (its audio files' content,
     # segments and options) is fresh is skipped. The shard stamps from before say afterwards what was redone and why.
     prev=$(mktemp -d "${TMPDIR:-/tmp}/st_stage3.XXXXXX")
@@ -425,7 +446,7 @@ elif run_stage 11; then
   # fbank: input width from the shape files, global CMVN from stage 3. raw: neither; the config decides, with
   # `frontend: default` (ESPnet computes fbank from the wave) or `input_size: 1` (the encoder reads the wave)
   input_args=(); norm_args=()
-  if [ "${feats_type}" = fbank ]; then
+  if [ "${feats_type}" != raw ]; then
     input_args=(--input_size "$(head -n 1 "${stats}/${train_data}/speech_shape" | cut -d, -f2)")
     norm_args=(--normalize global_mvn --normalize_conf "stats_file=${featdir}/${train_data}/cmvn.npz")
   fi

@@ -19,7 +19,7 @@ llm_stage11() {
   [ -n "${lm}" ] || lm=tiny
   # the prompts name the recipe's languages, whatever the config says
   local langs=(--model_conf "src_lang=${src_lang}" --model_conf "tgt_lang=${tgt_lang}")
-  if [ "${feats_type}" = fbank ]; then
+  if [ "${feats_type}" != raw ]; then
     input_args=(--input_size "$(head -n 1 "${stats}/${train_data}/speech_shape" | cut -d, -f2)")
     norm_args=(--normalize global_mvn --normalize_conf "stats_file=${featdir}/${train_data}/cmvn.npz")
   fi

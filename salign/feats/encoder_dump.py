@@ -149,6 +149,12 @@ class EncoderDump(ShardedDump):
                     raise InputError(f"utterance '{seg.utt}' is too short for Whisper's front end ({len(wave)} "
                                      "samples, > 200 needed)", self.data / "segments",
                                      fix="drop utterances shorter than 0.1 s in data preparation")
+                limit = self.encoder().max_frames * 160  # samples of the encoder's window
+                if len(wave) + int(round(self.pad_silence * SAMPLE_RATE)) > limit:
+                    raise InputError(f"utterance '{seg.utt}' ({len(wave) / SAMPLE_RATE:.2f} s with the padding) is "
+                                     f"longer than the encoder's {limit / SAMPLE_RATE:g} s window",
+                                     self.data / "segments", fix="segment it into shorter utterances, or drop it "
+                                                                 "(stage 4's --max_frames does so only later)")
                 secs += len(wave) / SAMPLE_RATE
                 pending.append((seg.utt, wave))
                 if len(pending) == BATCH:

@@ -285,9 +285,14 @@ class WhisperEncoder(PretrainedEncoder):
 
     def _backbone(self, wave: torch.Tensor, ilens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Front end and Whisper's encoder on the (B, T) wave: (B, T', width) output of the chosen block, lengths."""
-        w = self.whisper
         with torch.no_grad(), torch.autocast(wave.device.type, enabled=False):  # the spectrum in float32
             mel, flens = self.log_mel(wave, ilens)
+        return self.encode_mel(mel, flens)
+
+    def encode_mel(self, mel: torch.Tensor, flens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Whisper's encoder on (B, n_mels, F) log-mel frames (``flens`` each, the rest zero): (B, T', width) output
+        of the chosen block and its lengths (a full window of ``2 n_audio_ctx`` frames gives openai's output)."""
+        w = self.whisper
         if self.training and (self.mask_prob > 0 or self.mask_channel_prob > 0):  # (B, F, n_mels) for the masks
             mel = mask_spans(mel.transpose(1, 2), flens, self.mask_prob, self.mask_length, self.mask_channel_prob,
                              self.mask_channel_length).transpose(1, 2)
