@@ -77,7 +77,7 @@ install_python() {
     "${pip[@]}" install "torch==${torch_cpu_version}"
     { echo "torch==${torch_cpu_version}"; cat "${tools_dir}/constraints.txt"; } > "${constraints}"
     # The registry's only torchaudio is a CUDA build; without its native libraries it imports as pure Python,
-    # which is all ESPnet needs on CPU (see ../shared/docs/platform.md).
+    # which is all ESPnet needs on CPU (see docs/platform.md).
     "${pip[@]}" install --no-deps "torchaudio==${torchaudio_version}"
     "${venv}/bin/python" - <<'EOF'
 import pathlib, importlib.util
