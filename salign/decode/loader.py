@@ -22,7 +22,7 @@ from typing import Collection, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from salign.data.kaldi import iter_table
+from salign.data.kaldi import iter_table, nfc
 from salign.utils.io import InputError
 
 DataSpec = Sequence[Tuple[str, str, str]]  # ESPnet's --data_path_and_name_and_type triples
@@ -165,7 +165,7 @@ def speech_items(model: torch.nn.Module, train_args, data: DataSpec, key_file: O
 def text_items(train_args, path: str, keys: Optional[Collection[str]] = None
                ) -> Iterator[Tuple[str, Optional[torch.Tensor]]]:
     """(key, source token ids) of a Kaldi ``utt text`` file (only ``keys`` when given); None for an empty
-    transcript. Tokenised by the model's preprocessor, as in training."""
+    transcript (NFC, as every text reader). Tokenised by the model's preprocessor, as in training."""
     import logging
 
     preprocess = task_of(train_args).build_preprocess_fn(train_args, False)
@@ -173,7 +173,7 @@ def text_items(train_args, path: str, keys: Optional[Collection[str]] = None
         raise InputError("the model's config has use_preprocessor: false, so transcripts cannot be tokenised",
                          fix="use a model trained with ESPnet's default preprocessor")
     for _, key, line in iter_table(path, keys, fix="pass the set's transcript file"):
-        ids = preprocess(key, {"src_text": line})["src_text"]
+        ids = preprocess(key, {"src_text": nfc(line)})["src_text"]
         if len(ids) == 0:
             logging.warning("empty transcript for %s", key)
             yield key, None
