@@ -1,6 +1,7 @@
 """What the ESPnet tasks of both model families share (S-Align: :mod:`salign.tasks.st`; speech-LLM:
-:mod:`salign.llm.task`): reading token lists, building the speech front end and the acoustic encoder, and building
-a trained model from its files without re-reading pre-trained weights."""
+:mod:`salign.llm.task`): reading token lists, building the speech front end and the acoustic encoder, building
+a trained model from its files without re-reading pre-trained weights, and the trainer
+(:class:`salign.tasks.trainer.SafeTrainer`: verified resume and averaging, atomic space-checked saves)."""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +18,7 @@ from espnet2.train.class_choices import ClassChoices
 from salign.st.hubert import HuBERTEncoder
 from salign.st.stack import FrameStack
 from salign.st.whisper import WhisperEncoder
+from salign.tasks.trainer import SafeTrainer
 from salign.utils.io import InputError
 
 #: frame stacking (``stack``: k fbank frames -> one, before the encoder) or ESPnet's pre-encoders, both families
@@ -47,6 +49,9 @@ def read_token_list(value) -> Optional[List[str]]:
 
 class SpeechTaskMixin:
     """Shared class methods of salign's ESPnet tasks (put before ESPnet's task class in the bases)."""
+
+    #: ESPnet's trainer with verified resume and averaging and atomic, space-checked checkpoint saves
+    trainer = SafeTrainer
 
     #: True while a trained model is rebuilt from config.yaml + model file (pre-trained weights are not re-read)
     _building_from_file = False
