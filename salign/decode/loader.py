@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterator, List, Optional, Sequence, Tuple
@@ -23,6 +24,7 @@ import torch
 from salign.data.kaldi import iter_table, nfc
 from salign.utils.checkpoint import LOAD_ERRORS, MODEL_FIX, check_model_file
 from salign.utils.io import InputError
+from salign.utils.package import check_named_files
 
 DataSpec = Sequence[Tuple[str, str, str]]  # ESPnet's --data_path_and_name_and_type triples
 
@@ -58,6 +60,7 @@ def load_model(config: str, model_file: str, device: str = "cpu", dtype: str = "
         raise InputError("no such file", config or "(none)",
                          fix="pass the trained model's config.yaml to --st_train_config")
     check_model_file(model_file)
+    check_named_files(config)  # a missing CMVN file or token list is named as such, not as a damaged model
     task, trainer = SAlignSTTask, "st_train"
     if is_llm_config(config):
         from salign.llm.task import LLMSTTask
@@ -65,6 +68,13 @@ def load_model(config: str, model_file: str, device: str = "cpu", dtype: str = "
         task, trainer = LLMSTTask, "llm_train"
     try:
         model, train_args = task.build_model_from_file(config, model_file, device)
+    except FileNotFoundError as exc:  # a file the config names (where check_named_files could not see it)
+        if exc.filename and os.path.realpath(exc.filename) != os.path.realpath(model_file):
+            raise InputError(f"the config names {exc.filename}, which does not exist here", config,
+                             fix="decode in the recipe directory the model was trained in, or use its packed "
+                                 "model.zip (stage 14)") from None
+        raise InputError("truncated or corrupt model file (a part of it is missing)", model_file,
+                         fix=MODEL_FIX) from None
     except LOAD_ERRORS as exc:  # damage inside an archive whose index is intact
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise InputError(f"truncated or corrupt model file ({first})", model_file, fix=MODEL_FIX) from None

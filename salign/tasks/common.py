@@ -5,8 +5,11 @@ a trained model from its files without re-reading pre-trained weights, and the t
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 from typing import List, Optional, Tuple
 
+import yaml
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from espnet2.asr.preencoder.abs_preencoder import AbsPreEncoder
@@ -20,6 +23,7 @@ from salign.st.stack import FrameStack
 from salign.st.whisper import WhisperEncoder
 from salign.tasks.trainer import SafeTrainer
 from salign.utils.io import InputError
+from salign.utils.package import resolve_config
 
 #: frame stacking (``stack``: k fbank frames -> one, before the encoder) or ESPnet's pre-encoders, both families
 preencoder_choices = ClassChoices(
@@ -70,9 +74,17 @@ class SpeechTaskMixin:
     @classmethod
     def build_model_from_file(cls, config_file=None, model_file=None, device: str = "cpu"):
         """As ESPnet's, but options that load pre-trained weights (``--init_from_mt``, an SSL encoder checkpoint)
-        are not re-read: the model file has the trained weights."""
+        are not re-read: the model file has the trained weights; and a config inside an unpacked model archive names
+        the archive's own files (:func:`salign.utils.package.resolve_config`)."""
         cls._building_from_file = True
         try:
+            if config_file is not None:
+                conf, changed = resolve_config(config_file)
+                if changed:  # a packaged model: its config names the package's own files
+                    with tempfile.TemporaryDirectory(prefix="salign_config_") as tmp:
+                        resolved = Path(tmp) / "config.yaml"
+                        resolved.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+                        return super().build_model_from_file(resolved, model_file, device)  # type: ignore[misc]
             return super().build_model_from_file(config_file, model_file, device)  # type: ignore[misc]
         finally:
             cls._building_from_file = False

@@ -91,10 +91,10 @@ def describe_damage(path: PathLike, deep: bool = False) -> Optional[str]:
     if not Path(path).exists() and not Path(path).is_symlink():
         return "missing"
     try:
-        check_model_file(path, "", deep=deep)
+        check_model_file(path, "-", deep=deep)
     except InputError as exc:
-        what = str(exc).split(": ", 1)[-1].split(" (fix: ")[0]
-        return what.replace("; given as )", ")").replace(" (given as )", "")
+        what = str(exc).removeprefix(f"{path}: ").split(" (fix: ")[0]
+        return what.replace("; given as -)", ")").replace(" (given as -)", "")
     return None
 
 
