@@ -91,6 +91,7 @@ def pack_model(yaml_files: Mapping[str, PathLike], files: Mapping[str, PathLike]
         configs[meta_yaml[key]] = conf
     for path in option:
         add(path)
+    members = [META]  # the archive's member names, in order
     tmp = out.with_name(f".{out.name.split('.')[0]}.partial{''.join(out.suffixes)}")  # the archiver reads the suffix
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -104,7 +105,12 @@ def pack_model(yaml_files: Mapping[str, PathLike], files: Mapping[str, PathLike]
                     staged.write_text(yaml.safe_dump(configs[name], allow_unicode=True, sort_keys=False),
                                       encoding="utf-8")
                     src = staged
-                archive.add(str(src), arcname=name)
+                # a directory's files one by one (the archiver's own recursion misnames them under an arcname)
+                files = [(f, f"{name}/{f.relative_to(src).as_posix()}") for f in sorted(src.rglob("*"))
+                         if f.is_file()] if src.is_dir() else [(src, name)]
+                for f, arcname in files:
+                    archive.add(str(f), arcname=arcname)
+                    members.append(arcname)
         if verify:
             verify_package(tmp)
         os.replace(tmp, out)
@@ -115,7 +121,7 @@ def pack_model(yaml_files: Mapping[str, PathLike], files: Mapping[str, PathLike]
             raise InputError(f"cannot write the archive ({exc.strerror or exc})", out,
                              fix="free disk space or make the directory writable, then re-run") from None
         raise
-    return [name for name, _ in [(META, None), *sources]]
+    return members
 
 
 def verify_package(archive: PathLike, timeout: float = 600) -> None:
