@@ -1,7 +1,7 @@
 """Stages 4 and 10 on dump dirs: length filtering, the training subset, MT pre-training text, shape files and CMVN.
 
 :func:`filter_split` joins stage 3's features (fbank ``feats.scp`` + ``utt2num_frames``, or raw ``wav.scp`` +
-``utt2num_samples``) with a data dir's texts into ``dump/filtered/<set>/``, dropping what is too short, too long
+``utt2num_samples``) with a data dir's texts into ``dump/fbank/filtered/<set>/``, dropping what is too short, too long
 or empty (``filter.log`` says how many and why); a speed-perturbed set keeps its ``utt2speed`` there. Speed-perturbed
 copies are recognised by ``utt2speed`` (:func:`salign.data.datadir.is_perturbed`), never by their ids.
 :func:`mt_text` builds the MT pre-training text; :func:`write_stats` writes ESPnet's shape files (the only ones the
