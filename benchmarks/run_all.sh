@@ -15,11 +15,13 @@ decode_args=()
 llm_args=()
 train_args=()
 feats_args=()
+prep_args=()
 if [[ "${QUICK:-0}" == 1 ]]; then
     decode_args=(--n_utts 50 --repeats 1)
     llm_args=(--n_utts 16 --repeats 1)
     train_args=(--steps 2 --warmup 1 --rounds 1 --batch_size 4)
     feats_args=(--n_utts 20 --repeats 1)
+    prep_args=(--n_segments 50000 --repeats 1)
 fi
 
 run() {
@@ -40,4 +42,5 @@ run decode_small benchmarks/bench_decode.py --size small --n_utts 100 "${decode_
 run decode_llm benchmarks/bench_llm_decode.py "${llm_args[@]}" --json "${out}/decode_llm.json"
 run train benchmarks/bench_train.py "${train_args[@]}" --json "${out}/train.json"
 run feats benchmarks/bench_feats.py "${feats_args[@]}" --json "${out}/feats.json"
+run prep benchmarks/bench_prep.py "${prep_args[@]}" --json "${out}/prep.json"
 echo "results in ${out}"

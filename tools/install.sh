@@ -17,6 +17,9 @@ torch_cpu_version=2.13.0
 torch_gpu_version=${SALIGN_TORCH_GPU_VERSION:-2.11.0}
 torchaudio_version=2.11.0
 espnet_version=202511
+# ESPnet's Speech2Text.from_pretrained(model.zip) unpacks with espnet_model_zoo: 0.1.7 is its newest release for
+# Python 3.11; installed like espnet (--no-deps: it requires espnet), its own requirements in requirements.txt
+model_zoo_version=0.1.7
 
 log() { echo "[install] $*" >&2; }
 die() { echo "[install] ERROR: $*" >&2; exit 1; }
@@ -77,7 +80,7 @@ install_python() {
     "${pip[@]}" install "torch==${torch_cpu_version}"
     { echo "torch==${torch_cpu_version}"; cat "${tools_dir}/constraints.txt"; } > "${constraints}"
     # The registry's only torchaudio is a CUDA build; without its native libraries it imports as pure Python,
-    # which is all ESPnet needs on CPU (see ../shared/docs/platform.md).
+    # which is all ESPnet needs on CPU (see docs/platform.md).
     "${pip[@]}" install --no-deps "torchaudio==${torchaudio_version}"
     "${venv}/bin/python" - <<'EOF'
 import pathlib, importlib.util
@@ -91,7 +94,12 @@ EOF
   "${pip[@]}" install -r "${tools_dir}/requirements-espnet.txt" -c "${constraints}"
   "${pip[@]}" install --no-deps "espnet==${espnet_version}"
   "${pip[@]}" install -r "${tools_dir}/requirements.txt" -c "${constraints}"
+  "${pip[@]}" install --no-deps "espnet_model_zoo==${model_zoo_version}"
   "${pip[@]}" install --no-deps --no-build-isolation -e "${root}"
+  # ESPnet's own st_inference/st_train given a salign model: one line naming salign's tool, not a bare TypeError
+  local site
+  site=$("${venv}/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "import salign.utils.espnet_hint as h; h.install()" > "${site}/salign_hint.pth"
 }
 
 main() {

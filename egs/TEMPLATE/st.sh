@@ -6,7 +6,10 @@
 # step says so in one line, with why; a redone one says what changed. A stage that reads an earlier one's result
 # checks that stamp against what it recorded (13: the decodes; 12, 14, 15: the training), and refuses a stale one.
 # Errors are one line, "ERROR [st.sh]: what, where (fix: ...)" on stderr, exit status 2, and those of the command
-# line, output directories (writable, --min_free_gb free) and GPUs (--ngpu) come before any stage runs.
+# line, output directories (writable, --min_free_gb free) and GPUs (--ngpu) come before any stage runs. One run at a
+# time per recipe directory (./.salign.lock: a second one refuses, naming the first's pid). Each run records the
+# recipe command that made each stage (a .calls/ dir beside its outputs): RESULTS.md's "Reproduce" lists every call
+# behind the results.
 #
 #   (first)   config check     salign.bin.check_config   every config the run will read: unknown keys, types, ranges
 #   stage  0  corpus         local/corpus.sh           the recipe's own corpus step, if it has one (e.g. generation)
@@ -16,7 +19,7 @@
 #                              salign.bin.make_raw       --feats_type raw: per-utterance 16 kHz flac files + wav.scp
 #                              salign.bin.make_encoder_feats  --feats_type whisper: a pretrained Whisper encoder's
 #                                                        hidden states (20 ms frames) as ark/scp + CMVN, computed once
-#   stage  4  length filter    salign.bin.prepare_dump   dump/filtered/<set>/ (+ MT pre-training text, + train subset)
+#   stage  4  length filter    salign.bin.prepare_dump   dump/<feats_tag>/filtered/<set>/ (+ MT text, + train subset)
 #   stage  5  token lists      salign.bin.make_tokens    SentencePiece models + ESPnet token lists (joint or separate)
 #   stage 10  collect stats    salign.bin.prepare_dump   shape files + global CMVN stats (raw: no CMVN; no slow ESPnet pass)
 #   stage 11  training         salign.bin.st_train       MT pre-training on text, then S-Align multi-task training
@@ -26,8 +29,9 @@
 #   stage 12  decoding         salign.bin.st_inference   ST, MT and ASR with the one model, --inference_nj jobs
 #                              espnet2.bin.st_inference  --model_family espnet: ST only
 #                              (--model_family llm decodes through salign.bin.st_inference too)
-#   stage 13  scoring          salign.bin.score          sacreBLEU BLEU/chrF (+signatures), WER -> RESULTS.md
-#   stage 14  packing          salign.bin.pack           ESPnet's model zip (config, model, BPE, RESULTS.md), inputs checked
+#   stage 13  scoring          salign.bin.score          sacreBLEU BLEU/chrF (+signatures), WER -> RESULTS.md (printed)
+#   stage 14  packing          salign.bin.pack           ESPnet's model zip: config, model, every file the config names
+#                                                        (CMVN, tokens, BPE, ...), RESULTS.md; loaded from an empty dir
 #   stage 15  gap analysis     salign.bin.analyze_gap    modality-gap metrics + plots on the dev set (exp/.../gap/)
 #   (ESPnet's LM stages 6-9 and its upload stages have no counterpart here.)
 #
@@ -47,6 +51,9 @@ dumpdir=dump            # features and filtered sets
 feats_type=fbank        # fbank: 80-dim fbank ark/scp, global CMVN | raw: 16 kHz audio (wav.scp, ESPnet's sound type) |
                         # whisper: the hidden states of a pretrained Whisper encoder (--feats_encoder), 20 ms frames,
                         # computed once in stage 3 and read like fbank (ark/scp, global CMVN)
+feats_tag=              # this feature type's dump: ${dumpdir}/${feats_tag}/<set> (stage 3), .../filtered/<set> (stage
+                        # 4), .../stats/<set> (stage 10); default fbank (fbank_stack<N> with --feats_stack N > 1), raw,
+                        # or whisper_<encoder dir>_L<layer>, so that dumps of different feature types never share a list
 feats_encoder=          # whisper: the checkpoint (an HF/CTranslate2 directory or openai .pt; tools/get_pretrained.sh)
 feats_layer=-1          # whisper: the 1-based block whose output is stored (-1: the last, after its LayerNorm)
 feats_dtype=float32     # whisper: float32, or float16 (Kaldi 16-bit compressed matrices: half the disk)
@@ -56,7 +63,8 @@ feats_stack=1           # fbank: store this many consecutive 10 ms frames as one
                         # frame stacking of `--preencoder stack` done once in the dump, which every model (ESPnet's
                         # stock ST model included) then reads; --min_frames/--max_frames stay in 10 ms frames
 expdir=exp              # models, decodes, results
-run_cmd=./run.sh        # the recipe's command line, shown (after "cd <recipe> &&") under the results table
+run_cmd=./run.sh        # the recipe's command (printf %q quoted, without --stage/--stop_stage): recorded for each
+                        # stage it runs; the results' "Reproduce" lists the calls that made stages 0-13
 # data
 mustc_root=${MUSTC_ROOT:-}  # MuST-C root (holds en-<tgt>/) or the en-<tgt> dir itself; or env MUSTC_ROOT
 mustc_version=auto      # auto | v1 | v2
@@ -112,11 +120,13 @@ inference_config=       # decoding config (beam size, length limits, ...)
 inference_args=
 mt_inference_args="--maxlenratio 2.0"  # appended for MT decoding (its encoder length is the source length)
 inference_model=valid.acc.ave.pth
-results=RESULTS.md      # the results table stage 13 writes (and stage 14 packs)
+results=                # the results table stage 13 writes, prints (and stage 14 packs); default:
+                        # ${expdir}/st_<tag>/RESULTS.md, beside the model (a recipe's committed table: its run.sh)
 decode_tasks="st mt asr"
-train_cmd=${SALIGN_ROOT}/utils/queue/local.sh
-decode_cmd=${SALIGN_ROOT}/utils/queue/local.sh
-cuda_cmd=${SALIGN_ROOT}/utils/queue/local.sh
+# the job launchers: the recipe's cmd.sh exports them (e.g. utils/queue/slurm.sh with its options), else local.sh
+train_cmd=${train_cmd:-${SALIGN_ROOT}/utils/queue/local.sh}
+decode_cmd=${decode_cmd:-${SALIGN_ROOT}/utils/queue/local.sh}
+cuda_cmd=${cuda_cmd:-${SALIGN_ROOT}/utils/queue/local.sh}
 # disk space: every output directory of the run needs this many GB free (checked before any stage; again before a
 # training, and before stage 3 besides its own estimate of its features: their audio's duration x 32 kB/s)
 min_free_gb=1
@@ -137,6 +147,10 @@ fi
 # shellcheck source-path=SCRIPTDIR source=st_lib.sh
 . "${SALIGN_ROOT}/egs/TEMPLATE/st_lib.sh"
 
+# recipe_lock: one run at a time in a recipe directory
+# shellcheck source-path=SCRIPTDIR source=../../utils/recipe_lock.sh
+. "${SALIGN_ROOT}/utils/recipe_lock.sh"
+
 # stage 11 of --model_family llm (pre-training of a tiny LM, warm-up, select_layers, AI-STA training)
 # shellcheck source-path=SCRIPTDIR source=st_llm.sh
 . "${SALIGN_ROOT}/egs/TEMPLATE/st_llm.sh"
@@ -149,6 +163,9 @@ for s in "${stage}" "${stop_stage}"; do
 done
 [ "${stop_stage}" -ge "${stage}" ] ||
   die "--stop_stage ${stop_stage} is below --stage ${stage}: no stage would run (fix: --stop_stage ${stage} or higher)"
+ran=; for s in ${valid_stages}; do if run_stage "${s}"; then ran="${ran} ${s}"; fi; done
+[ -n "${ran}" ] || die "no stage in ${stage}-${stop_stage}: this driver has stages ${valid_stages} (ESPnet's LM stages" \
+  "6-9 have no counterpart here) (fix: pick a range that holds one of them, e.g. --stage ${stage} --stop_stage 10)"
 # whole numbers (bash arithmetic would read 'abc' as 0 and '-2' as a job range nobody can run)
 for o in nj:1 inference_nj:1 ngpu:0 num_nodes:1 train_eval_size:0 min_frames:0 max_frames:1 max_src_tokens:1 \
          max_tgt_tokens:1 nbpe:1 min_free_gb:0 feats_stack:1; do
@@ -177,9 +194,29 @@ case "${feats_type}" in fbank|raw) ;;
     [ -n "${feats_encoder}" ] || die "--feats_type whisper needs --feats_encoder (fix: e.g. --feats_encoder" \
       "${SALIGN_ROOT}/tools/pretrained/whisper-tiny.en, made by tools/get_pretrained.sh whisper-tiny.en)"
     [ -e "${feats_encoder}" ] || die "--feats_encoder ${feats_encoder}: no such checkpoint (fix:" \
-      "${SALIGN_ROOT}/tools/get_pretrained.sh whisper-tiny.en, or point it at a Whisper checkpoint)" ;;
+      "${SALIGN_ROOT}/tools/get_pretrained.sh whisper-tiny.en, or point it at a Whisper checkpoint)"
+    feats_stack=2 ;;  # 20 ms frames: lengths as 10 ms fbank stacked by 2
   *) die "unknown --feats_type '${feats_type}' (fix: fbank, raw or whisper)" ;;
 esac
+if [ -z "${feats_tag}" ]; then  # every dump path below is derived from it (features, filtered lists, shapes)
+  feats_tag=${feats_type}
+  [ "${feats_type}" != fbank ] || [ "${feats_stack}" -eq 1 ] || feats_tag=fbank_stack${feats_stack}
+  [ "${feats_type}" != whisper ] || feats_tag=whisper_$(basename "${feats_encoder}" .pt)_L${feats_layer}
+fi
+if ! [[ ${feats_tag} =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || [ "${feats_tag}" = filtered ] || [ "${feats_tag}" = stats ]
+then
+  die "--feats_tag '${feats_tag}': not a directory name of its own (fix: letters, digits, _ . -, e.g. fbank_pitch)"
+fi
+for s in ${train_set} ${valid_set} ${test_sets}; do
+  case "${s}" in filtered|stats) die "a set named '${s}' would share ${dumpdir}/${feats_tag}/${s} with the dump's" \
+    "own ${s}/ (fix: rename the set, e.g. ${s}_set)" ;; esac
+done
+# the job launchers as arrays: the launcher's path (which may hold spaces: a checkout under "My Projects") kept
+# apart from its options, e.g. train_cmd="/path/utils/queue/slurm.sh --mem 4G"
+train_launcher=() decode_launcher=() cuda_launcher=()
+launcher_words train_cmd train_launcher
+launcher_words decode_cmd decode_launcher
+launcher_words cuda_cmd cuda_launcher
 case "${audio_format}" in flac|wav) ;; *) die "unknown --audio_format '${audio_format}' (fix: flac or wav)" ;; esac
 # the model family's training and decoding tools (both take ESPnet's st_train / st_inference flags)
 case "${model_family}" in
@@ -203,8 +240,8 @@ if run_stage 11; then
   esac
   [[ ${ngpu} =~ ^[0-9]+$ ]] || die "--ngpu must be a number, got '${ngpu}' (fix: e.g. --ngpu 1)"
   [[ ${num_nodes} =~ ^[1-9][0-9]*$ ]] || die "--num_nodes must be a positive number, got '${num_nodes}' (fix: --num_nodes 1)"
-  if [ "${num_nodes}" -gt 1 ] && [[ $(basename "${cuda_cmd%% *}") == local.sh ]]; then
-    die "--num_nodes ${num_nodes}, but cuda_cmd=${cuda_cmd%% *} runs on this machine only" \
+  if [ "${num_nodes}" -gt 1 ] && [[ $(basename "${cuda_launcher[0]}") == local.sh ]]; then
+    die "--num_nodes ${num_nodes}, but cuda_cmd=${cuda_launcher[0]} runs on this machine only" \
       "(fix: cuda_cmd=\${SALIGN_ROOT}/utils/queue/slurm.sh in cmd.sh, or --num_nodes 1)"
   fi
 fi
@@ -212,18 +249,17 @@ fi
 # stage, not at its first write; stages 3 and 11 check the space again before their large outputs)
 min_free_kb=$((min_free_gb * 1048576))
 outs=()
-if { run_stage 0 && [ -x local/corpus.sh ]; } || run_stage 13; then
-  outs+=("$(dirname "${results}")" "run the recipe from a copy elsewhere")
-fi
+if run_stage 0 && [ -x local/corpus.sh ]; then outs+=(. "run the recipe from a copy elsewhere"); fi
+if run_stage 13 && [ -n "${results}" ]; then outs+=("$(dirname "${results}")" "point --results elsewhere"); fi
 if run_stage 1 || run_stage 2 || run_stage 5; then outs+=(data "run the recipe from a copy elsewhere"); fi
 if run_stage 3 || run_stage 4 || run_stage 10; then outs+=("${dumpdir}" "point --dumpdir elsewhere"); fi
-if [ "${stop_stage}" -ge 10 ]; then outs+=("${expdir}" "point --expdir elsewhere"); fi
+outs+=("${expdir}" "point --expdir elsewhere")  # (every run records there which call made its stages)
 for ((i = 0; i < ${#outs[@]}; i += 2)); do check_writable "${outs[i]}" "${outs[i + 1]}"; done
 for ((i = 0; i < ${#outs[@]}; i += 2)); do
   check_space "${outs[i]}" "${min_free_kb}" "stages ${stage}-${stop_stage}" "${outs[i + 1]}"
 done
 # training on GPUs of this machine (the local launcher): are there as many as --ngpu? Known now, not after stage 10
-if run_stage 11 && [ "${ngpu}" -gt 0 ] && [ "$(basename "${cuda_cmd%% *}")" = local.sh ]; then
+if run_stage 11 && [ "${ngpu}" -gt 0 ] && [ "$(basename "${cuda_launcher[0]}")" = local.sh ]; then
   gpus=$(python -c 'import torch; print(torch.cuda.device_count(), torch.version.cuda or "none")' 2>/dev/null) ||
     gpus="0 unknown"
   if [ "${gpus% *}" -lt "${ngpu}" ]; then
@@ -231,6 +267,8 @@ if run_stage 11 && [ "${ngpu}" -gt 0 ] && [ "$(basename "${cuda_cmd%% *}")" = lo
       "would fail (fix: add --ngpu 0 to train on the CPU, or run where ${ngpu} GPU(s) are visible)"
   fi
 fi
+# one run at a time in this recipe directory: from here on this run writes (a second one refuses, naming this one)
+recipe_lock "$0"
 # every config this run will read, against its task's options and classes (unknown keys, types, ranges): one ERROR
 # line each, before any stage runs (salign.bin.check_config; no model is built)
 configs=()
@@ -263,13 +301,12 @@ else
 fi
 src_tokens=$(dirname "${src_bpemodel}")/tokens.txt
 tgt_tokens=$(dirname "${tgt_bpemodel}")/tokens.txt
-stats=${dumpdir}/stats  # stage 10: shape files (derived from the dumps, so next to them)
-featdir=${dumpdir}/${feats_type}  # stage 3's output per set
+featdir=${dumpdir}/${feats_tag}  # stage 3's output per set: this feature type's dump
+filtdir=${featdir}/filtered       # stage 4: length-filtered lists (+ mt_train, train_subset), of these features
+stats=${featdir}/stats            # stage 10: shape files (derived from the filtered lists, so next to them)
 if [ "${feats_type}" = raw ]; then  # ESPnet's raw convention: wav.scp of 16 kHz audio, lengths in samples
   feats_tool=make_raw; speech_scp=wav.scp; speech_type=sound; speech_fold=80000
-elif [ "${feats_type}" = whisper ]; then  # 20 ms frames: lengths as fbank stacked by 2
-  featdir=${dumpdir}/whisper_$(basename "${feats_encoder}" .pt)_L${feats_layer}
-  feats_stack=2
+elif [ "${feats_type}" = whisper ]; then  # 20 ms frames (--feats_stack 2 above): lengths as fbank stacked by 2
   feats_tool=make_encoder_feats; speech_scp=feats.scp; speech_type=kaldi_ark; speech_fold=400
 else
   feats_tool=make_fbank; speech_scp=feats.scp; speech_type=kaldi_ark; speech_fold=$((800 / feats_stack))
@@ -278,6 +315,7 @@ fi
   die "--feats_stack ${feats_stack} needs --feats_type fbank (fix: --feats_stack 1 for raw audio)"
 [ -n "${st_tag}" ] || st_tag=$(basename "${st_config:-st}" .yaml)
 st_exp=${expdir}/st_${st_tag}
+[ -n "${results}" ] || results=${st_exp}/RESULTS.md
 mt_exp=${expdir}/mt_$(basename "${mt_config:-mt}" .yaml)
 asr_exp=${expdir}/asr_$(basename "${asr_config:-asr}" .yaml)
 # llm: the LM pre-training's config is --mt_config, else the speech-LLM config itself (on text-only batches)
@@ -288,11 +326,11 @@ token_args=(--token_type bpe --src_token_type bpe --token_list "${tgt_tokens}" -
 # speech training of stage 11 (ASR pre-training, ST training, the speech-LLM family's)
 speech_data_args() {
   local td tv
-  read -ra td <<< "$(text_data train "${dumpdir}/filtered/${train_data}")"
-  read -ra tv <<< "$(text_data valid "${dumpdir}/filtered/${valid_set}")"
+  read -ra td <<< "$(text_data train "${filtdir}/${train_data}")"
+  read -ra tv <<< "$(text_data valid "${filtdir}/${valid_set}")"
   speech_data=(
-    --train_data_path_and_name_and_type "${dumpdir}/filtered/${train_data}/${speech_scp},speech,${speech_type}"
-    --valid_data_path_and_name_and_type "${dumpdir}/filtered/${valid_set}/${speech_scp},speech,${speech_type}"
+    --train_data_path_and_name_and_type "${filtdir}/${train_data}/${speech_scp},speech,${speech_type}"
+    --valid_data_path_and_name_and_type "${filtdir}/${valid_set}/${speech_scp},speech,${speech_type}"
     "${td[@]}" "${tv[@]}"
     --train_shape_file "${stats}/${train_data}/speech_shape" --train_shape_file "${stats}/${train_data}/text_shape"
     --train_shape_file "${stats}/${train_data}/src_text_shape"
@@ -312,6 +350,7 @@ if run_stage 0 && [ -x local/corpus.sh ]; then
 elif run_stage 0; then
   log "stage 0: skipped: this recipe has no local/corpus.sh (the corpus is read from --mustc_root in stage 1)"
 fi
+if run_stage 0; then made 0; fi
 
 if run_stage 1; then
   log "stage 1: data prep from ${mustc_root}"
@@ -319,6 +358,7 @@ if run_stage 1; then
   python -m salign.bin.prep_mustc --mustc_root "${mustc_root}" --src "${src_lang}" --tgt "${tgt_lang}" \
     --splits "${splits}" --version "${mustc_version}" --out data
 fi
+if run_stage 1; then made 1; fi
 
 if run_stage 2 && [ -n "${speed_perturb_factors}" ]; then
   log "stage 2: speed perturbation (${speed_perturb_factors})"
@@ -327,6 +367,7 @@ if run_stage 2 && [ -n "${speed_perturb_factors}" ]; then
 elif run_stage 2; then
   log "stage 2: skipped: no --speed_perturb_factors"
 fi
+if run_stage 2; then made 2; fi
 
 if run_stage 3; then
   # free disk for the features still to be written (sets without a merged dump): 80 float32 per 10 ms (fbank) or
@@ -352,7 +393,7 @@ if run_stage 3; then
     if [ -d "${out}/split${nj}" ]; then find "${out}/split${nj}" -maxdepth 1 -name '*.done' -exec cp {} "${prev}/" \;; fi
     if [ -f "${out}/.done" ]; then cp "${out}/.done" "${prev}/merged"; fi
     log "stage 3: ${feats_type} for ${dset} (${nj} jobs)"
-    ${train_cmd} JOB=1:"${nj}" "${out}/log/${feats_tool}.JOB.log" \
+    "${train_launcher[@]}" JOB=1:"${nj}" "${out}/log/${feats_tool}.JOB.log" \
       python -m "salign.bin.${feats_tool}" --data "data/${dset}" --out "${out}" --nj "${nj}" --job JOB "${opts[@]}" ||
       { rm -rf "${prev}"; exit 1; }
     merged=$(python -m "salign.bin.${feats_tool}" --data "data/${dset}" --out "${out}" --nj "${nj}" --merge \
@@ -384,9 +425,10 @@ if run_stage 3; then
     fi
   done
 fi
+if run_stage 3; then made 3; fi
 
 if run_stage 4; then
-  log "stage 4: length filtering -> ${dumpdir}/filtered"
+  log "stage 4: length filtering -> ${filtdir}"
   # fbank dumps are filtered by frames, raw ones by the same durations in samples (10 ms = 160 samples)
   # lengths in the dump's frames (--feats_stack 10 ms frames each)
   lim=(--min_frames "$(( (min_frames + feats_stack - 1) / feats_stack ))" --max_frames "$((max_frames / feats_stack))"
@@ -395,49 +437,52 @@ if run_stage 4; then
        --max_tgt_tokens "${max_tgt_tokens}" --src_lang "${src_lang}" --tgt_lang "${tgt_lang}")
   for dset in ${train_data} ${valid_set}; do
     python -m salign.bin.prepare_dump filter --data "data/${dset}" --feats "${featdir}/${dset}" \
-      --out "${dumpdir}/filtered/${dset}" "${lim[@]}"
+      --out "${filtdir}/${dset}" "${lim[@]}"
   done
   for dset in ${test_sets}; do
     python -m salign.bin.prepare_dump filter --keep_all --data "data/${dset}" --feats "${featdir}/${dset}" \
-      --out "${dumpdir}/filtered/${dset}" "${lim[@]}"
+      --out "${filtdir}/${dset}" "${lim[@]}"
   done
   if [ "${train_eval_size}" -gt 0 ]; then
     python -m salign.bin.prepare_dump filter --subset "${train_eval_size}" --data "data/${train_data}" \
-      --feats "${featdir}/${train_data}" --out "${dumpdir}/filtered/train_subset" "${lim[@]}"
+      --feats "${featdir}/${train_data}" --out "${filtdir}/train_subset" "${lim[@]}"
   fi
   extra=()
   [ -n "${mt_extra_src}" ] && extra=(--src_file "${mt_extra_src}" --tgt_file "${mt_extra_tgt}")
-  python -m salign.bin.prepare_dump mt_text --dump "${dumpdir}/filtered/${train_data}" "${extra[@]}" \
-    --out "${dumpdir}/filtered/mt_train" --src_lang "${src_lang}" --tgt_lang "${tgt_lang}"
+  python -m salign.bin.prepare_dump mt_text --dump "${filtdir}/${train_data}" "${extra[@]}" \
+    --out "${filtdir}/mt_train" --src_lang "${src_lang}" --tgt_lang "${tgt_lang}"
 fi
+if run_stage 4; then made 4; fi
 
 if run_stage 5; then
   log "stage 5: token lists (joint=${token_joint}, nbpe=${nbpe})"
-  txt=${dumpdir}/filtered/mt_train
+  txt=${filtdir}/mt_train
   tok=(--mode separate --tgt_nbpe "${tgt_nbpe}")
   [ "${token_joint}" = true ] && tok=(--mode joint)
   python -m salign.bin.make_tokens --text "${txt}/text.${src_lang}" --text "${txt}/text.${tgt_lang}" \
     "${tok[@]}" --nbpe "${nbpe}" --model_type "${bpemode}" --out data/token_list
 fi
+if run_stage 5; then made 5; fi
 
 if run_stage 10; then
   # CMVN statistics: stage 3 already wrote them (${featdir}/${train_data}/cmvn.npz, ESPnet's feats_stats format);
   # training reads them there. Raw audio has none (the model config normalises whatever its frontend computes).
   log "stage 10: shape files -> ${stats}"
   for dset in ${train_data} ${valid_set} mt_train; do
-    python -m salign.bin.prepare_dump stats --dump "${dumpdir}/filtered/${dset}" --out "${stats}/${dset}" \
+    python -m salign.bin.prepare_dump stats --dump "${filtdir}/${dset}" --out "${stats}/${dset}" \
       --bpemodel "${tgt_bpemodel}" --src_bpemodel "${src_bpemodel}" --src_lang "${src_lang}" \
       --tgt_lang "${tgt_lang}"
   done
 fi
+if run_stage 10; then made 10; fi
 
 if run_stage 11; then
   # what training reads from stages 4 and 10 was made from the current features, texts and token models
-  used=("${dumpdir}/filtered/${valid_set}" "${stats}/${valid_set}")
+  used=("${filtdir}/${valid_set}" "${stats}/${valid_set}")
   if [ "${train_st}" = true ] || [ "${pretrain_asr}" = true ]; then
-    used+=("${dumpdir}/filtered/${train_data}" "${stats}/${train_data}")
+    used+=("${filtdir}/${train_data}" "${stats}/${train_data}")
   fi
-  if [ "${pretrain_mt}" = true ]; then used+=("${dumpdir}/filtered/mt_train" "${stats}/mt_train"); fi
+  if [ "${pretrain_mt}" = true ]; then used+=("${filtdir}/mt_train" "${stats}/mt_train"); fi
   current_dumps 11 "${used[@]}"
 fi
 if run_stage 11 && [ "${model_family}" = llm ]; then
@@ -459,7 +504,7 @@ elif run_stage 11; then
     train_once 11a "MT pre-training (text only)" "${mt_exp}" "${mt_exp}/${mt_init_model}" "" \
       python -m salign.bin.st_train --config "${mt_config}" --output_dir "${mt_exp}" \
         "${token_args[@]}" "${mt_input[@]}" --resume true \
-        $(text_data train "${dumpdir}/filtered/mt_train") $(text_data valid "${dumpdir}/filtered/${valid_set}") \
+        $(text_data train "${filtdir}/mt_train") $(text_data valid "${filtdir}/${valid_set}") \
         --train_shape_file "${stats}/mt_train/src_text_shape" --train_shape_file "${stats}/mt_train/text_shape" \
         --valid_shape_file "${stats}/${valid_set}/src_text_shape" --valid_shape_file "${stats}/${valid_set}/text_shape" \
         --fold_length 150 --fold_length 150 ${mt_args}
@@ -503,10 +548,11 @@ elif run_stage 11; then
     log "stage 11b: skipped: --train_st false"
   fi
 fi
+if run_stage 11; then made 11; fi
 
 if run_stage 12; then
   current_model 12
-  for dset in ${eval_sets}; do current_dumps 12 "${dumpdir}/filtered/${dset}"; done
+  for dset in ${eval_sets}; do current_dumps 12 "${filtdir}/${dset}"; done
 fi
 if run_stage 12 && [ "${model_family}" = espnet ]; then
   # ESPnet's own st_inference (ST only: ESPnet's ST model has no MT path), per set: --inference_nj jobs, each on its
@@ -515,7 +561,7 @@ if run_stage 12 && [ "${model_family}" = espnet ]; then
   [ -n "${inference_config}" ] && conf=(--config "${inference_config}")
   for dset in ${eval_sets}; do
     dir=${st_exp}/decode_st_${dset}
-    scp=${dumpdir}/filtered/${dset}/${speech_scp}
+    scp=${filtdir}/${dset}/${speech_scp}
     dstamp=(--stamp "${dir}/.stamp" --input "${st_exp}/config.yaml" "${st_exp}/${inference_model}" "${scp}"
             ${inference_config:+"${inference_config}"} --option "inference_args=${inference_args}")
     if fresh "${dstamp[@]}" --what "${dir}"; then
@@ -526,7 +572,7 @@ if run_stage 12 && [ "${model_family}" = espnet ]; then
     rm -rf "${dir}"
     n=$(python -m salign.bin.decode_utils split --scp "${scp}" --nj "${inference_nj}" --out "${dir}/split")
     # shellcheck disable=SC2086
-    ${decode_cmd} JOB=1:"${n}" "${dir}/logdir/decode.JOB.log" \
+    "${decode_launcher[@]}" JOB=1:"${n}" "${dir}/logdir/decode.JOB.log" \
       python -m "${inference_module}" --ngpu 0 "${conf[@]}" --st_train_config "${st_exp}/config.yaml" \
         --st_model_file "${st_exp}/${inference_model}" --data_path_and_name_and_type "${scp},speech,${speech_type}" \
         --key_file "${dir}/split/keys.JOB" --output_dir "${dir}/output.JOB" ${inference_args}
@@ -538,16 +584,17 @@ elif run_stage 12; then
   # Every set as every task in --inference_nj jobs: job J decodes its share of the keys of each set and task in one
   # process (the model loaded once); then one merge writes each decode dir's ESPnet files and only then its stamp
   # (model, configs, data, options). A dir whose stamp is fresh is skipped; any other is decoded again, reason printed.
-  dec=(--decode_sets "${eval_sets}" --tasks "${decode_tasks}" --dump_dir "${dumpdir}/filtered" --exp_dir "${st_exp}"
+  dec=(--decode_sets "${eval_sets}" --tasks "${decode_tasks}" --dump_dir "${filtdir}" --exp_dir "${st_exp}"
        --speech "${speech_scp},speech,${speech_type}" --src_lang "${src_lang}" --decode_options "${inference_args}"
        --mt_options "${mt_inference_args}" --nj "${inference_nj}" --job_log "${st_exp}/decode_logdir/decode.JOB.log"
        --ngpu 0 --st_train_config "${st_exp}/config.yaml" --st_model_file "${st_exp}/${inference_model}")
   [ -n "${inference_config}" ] && dec+=(--config "${inference_config}")
   log "stage 12: decoding ${eval_sets// /, } as ${decode_tasks// /, } (${inference_nj} jobs) -> ${st_exp}/decode_*"
-  ${decode_cmd} JOB=1:"${inference_nj}" "${st_exp}/decode_logdir/decode.JOB.log" \
+  "${decode_launcher[@]}" JOB=1:"${inference_nj}" "${st_exp}/decode_logdir/decode.JOB.log" \
     python -m salign.bin.st_inference "${dec[@]}" --job JOB
   python -m salign.bin.st_inference "${dec[@]}" --merge
 fi
+if run_stage 12; then made 12; fi
 
 if run_stage 13; then
   log "stage 13: scoring"
@@ -567,15 +614,18 @@ if run_stage 13; then
   for dset in ${eval_sets}; do
     for task in ${decode_tasks}; do
       dir=${st_exp}/decode_${task}_${dset}
-      ref=${dumpdir}/filtered/${dset}/text.${tgt_lang}
-      [ "${task}" = asr ] && ref=${dumpdir}/filtered/${dset}/text.${src_lang}
+      ref=${filtdir}/${dset}/text.${tgt_lang}
+      [ "${task}" = asr ] && ref=${filtdir}/${dset}/text.${src_lang}
       python -m salign.bin.score --task "${task}" --hyp "${dir}/1best_recog/text" --ref "${ref}" \
         --out "${dir}/score" --set "${dset}" --model "${st_tag}" --tgt_lang "${tgt_lang}" >/dev/null
     done
   done
+  made 13
   recipe=$(pwd); recipe=${recipe#"${SALIGN_ROOT}/"}
-  python -m salign.bin.score --collect "${st_exp}" --out "${results}" \
-    --title "${recipe}: ${src_lang}-${tgt_lang}, ${st_tag}" --command "cd ${recipe} && ${run_cmd}"
+  python -m salign.bin.score --collect "${st_exp}" --out "${results}" >/dev/null \
+    --title "${recipe}: ${src_lang}-${tgt_lang}, ${st_tag}" --command "cd $(printf '%q' "${recipe}") && $(reproduce_command)"
+  log "stage 13: results -> ${results}"
+  cat "${results}"
 fi
 
 if run_stage 14; then
@@ -586,16 +636,18 @@ if run_stage 14; then
     --st_model_file "${st_exp}/${inference_model}" --option "${tgt_bpemodel}" --option "${results}" \
     --outpath "${st_exp}/packed/model.zip"
 fi
+if run_stage 14; then made 14; fi
 if run_stage 15 && [ "${model_family}" = espnet ]; then
   log "stage 15: skipped: the gap analysis needs salign's shared textual encoder, ESPnet's ST model has none"
 elif run_stage 15; then
   current_model 15
-  current_dumps 15 "${dumpdir}/filtered/${valid_set}"
+  current_dumps 15 "${filtdir}/${valid_set}"
   log "stage 15: modality-gap analysis on ${valid_set} -> ${st_exp}/gap"
   python -m salign.bin.analyze_gap --st_train_config "${st_exp}/config.yaml" \
-    --st_model_file "${st_exp}/${inference_model}" --feats "${dumpdir}/filtered/${valid_set}/${speech_scp}" \
-    --src_text "${dumpdir}/filtered/${valid_set}/text.${src_lang}" --out "${st_exp}/gap"
+    --st_model_file "${st_exp}/${inference_model}" --feats "${filtdir}/${valid_set}/${speech_scp}" \
+    --src_text "${filtdir}/${valid_set}/text.${src_lang}" --out "${st_exp}/gap"
 fi
+if run_stage 15; then made 15; fi
 log "done (stages ${stage}..${stop_stage})"
 }
 

@@ -1,8 +1,24 @@
 # shellcheck shell=bash disable=SC2154  # the driver's options and state (st.sh) are set where this is sourced
-# The stage driver's helpers (sourced by st.sh before it runs): the training launch (train_job), the output checks
-# (check_writable, check_space), the stamp rule (fresh) and what stage 11 and the stages after it build on it: one
-# training unless its stamp says done (train_once), and the checks of what a later stage reads (asr_init,
-# current_model, current_dumps). Each uses the driver's options and its log/die.
+# The stage driver's helpers (sourced by st.sh before it runs): the job launchers as arrays (launcher_words), the
+# training launch (train_job), the output checks (check_writable, check_space), the stamp rule (fresh) and what stage
+# 11 and the stages after it build on it: one training unless its stamp says done (train_once), and the checks of what
+# a later stage reads (asr_init, current_model, current_dumps); the calls behind the results (made,
+# reproduce_command). Each uses the driver's options and its log/die.
+
+# launcher_words VAR ARRAY: the launcher command in ${VAR} (cmd.sh's train_cmd, e.g. "/path/utils/queue/slurm.sh --mem
+# 4G") as the array ARRAY: its path first -- the longest leading part that is an executable file, so a path with
+# spaces stays one word -- then its options, split at whitespace (none of them holds a space).
+launcher_words() {
+  local text=${!1} path rest words=()
+  local -n into=$2
+  path=${text}
+  while [ ! -x "${path}" ] && [[ ${path} == *" "* ]]; do path=${path% *}; done
+  [ -x "${path}" ] || path=${text%% *}  # (not found: its first word, which the launch then names)
+  rest=${text:${#path}}
+  read -ra words <<< "${rest}"
+  # shellcheck disable=SC2034  # the caller's array
+  into=("${path}" "${words[@]}")
+}
 
 # Stage 11's training launch, as ESPnet's egs2 st.sh does it: espnet2.bin.launch runs the command through
 # ${cuda_cmd} (Kaldi's run.pl interface) on --ngpu GPUs per node and --num_nodes nodes, with DDP when that is more
@@ -10,12 +26,14 @@
 # On several nodes the launcher starts one srun task per node only for a --cmd named slurm.pl, so slurm.sh is called
 # by that name (utils/queue/slurm.pl). Log: EXP_DIR/train.log (a previous one is kept as train.1.log, ...).
 train_job() {  # EXP_DIR COMMAND [ARGS...]
-  local exp=$1 launcher rest
+  local exp=$1 launcher=("${cuda_launcher[@]}")
   shift
-  read -r launcher rest <<< "${cuda_cmd}"
-  if [ "${num_nodes}" -gt 1 ] && [ "$(basename "${launcher}")" = slurm.sh ]; then launcher=${launcher%.sh}.pl; fi
+  if [ "${num_nodes}" -gt 1 ] && [ "$(basename "${launcher[0]}")" = slurm.sh ]; then
+    launcher[0]=${launcher[0]%.sh}.pl
+  fi
   mkdir -p "${exp}"
-  if ! python -m espnet2.bin.launch --cmd "${launcher} ${rest} --name $(basename "${exp}")" \
+  # (--cmd is split by the launcher with shlex: each word quoted, the launcher's path too)
+  if ! python -m espnet2.bin.launch --cmd "$(printf '%q ' "${launcher[@]}")--name $(basename "${exp}")" \
       --log "${exp}/train.log" --ngpu "${ngpu}" --num_nodes "${num_nodes}" --init_file_prefix "${exp}/.dist_init_" \
       --multiprocessing_distributed true -- "$@" > "${exp}/launch.log" 2>&1; then
     # the job launcher's own report (failing log and its tail), else the end of the launcher's output
@@ -77,7 +95,9 @@ fresh() {
 # $EXP/.train.started, the same stamp written when a training starts, tells an interrupted training (same inputs:
 # resumed from its last checkpoint, --resume true) from one that finished, or started, with other inputs or options:
 # its models and checkpoint are moved to $EXP/previous/ and the training starts from scratch (resuming from them
-# would mix the old inputs in, or, at max_epoch already, train nothing and keep the old model).
+# would mix the old inputs in, or, at max_epoch already, train nothing and keep the old model). A finished training
+# whose MODEL is missing or damaged since (same inputs and options; the stamp's output check) is resumed: ESPnet's
+# trainer, at max_epoch already, trains nothing and averages the epoch checkpoints into MODEL again.
 train_once() {  # LABEL WHAT EXP_DIR MODEL "INPUTS" COMMAND [ARGS...]
   local label=$1 what=$2 exp=$3 model=$4 arg a f
   local inputs=() started=(--stamp "${exp}/.train.started")
@@ -95,7 +115,13 @@ train_once() {  # LABEL WHAT EXP_DIR MODEL "INPUTS" COMMAND [ARGS...]
     return
   fi
   local why=${reason}
-  if [ -f "${exp}/.train.stamp" ] || { [ -f "${exp}/.train.started" ] && ! fresh "${started[@]}" "${inputs[@]}"; }; then
+  if [[ ${why} == "output "* ]]; then
+    # same inputs and options, only its model is missing or damaged (an interrupted copy, a full disk): the training
+    # is resumed, which trains nothing more and writes the averaged model again from the epoch checkpoints
+    rm -f "${exp}/.train.stamp"
+    why="${why}; resuming the finished training to write it again"
+    [ -f "${exp}/checkpoint.pth" ] || why="${reason}; no ${exp}/checkpoint.pth to resume from, training again"
+  elif [ -f "${exp}/.train.stamp" ] || { [ -f "${exp}/.train.started" ] && ! fresh "${started[@]}" "${inputs[@]}"; }; then
     # a training for other inputs or options (finished, or interrupted): not resumed
     [ -f "${exp}/.train.stamp" ] || why="${reason} since the interrupted training started"
     rm -rf "${exp}/previous" && mkdir -p "${exp}/previous"
@@ -138,6 +164,8 @@ current_model() {
   [ -f "${model}" ] || die "stage $1: model ${model} not found (fix: run stage 11 first, e.g. --stage 11, or check" \
     "--inference_model against the files in ${st_exp})"
   if [ -f "${st_exp}/.train.stamp" ] && ! fresh --recorded --stamp "${st_exp}/.train.stamp"; then
+    [[ ${reason} != "output "* ]] || die "stage $1: ${reason#output } (fix: run stage 11 again, e.g. --stage 11: it" \
+      "writes the model again from the training's checkpoints)"
     die "stage $1: the model in ${st_exp} is out of date (${reason} since it was trained) (fix: run stage 11 first," \
       "e.g. --stage 11)"
   fi
@@ -157,4 +185,25 @@ current_dumps() {
         "--stage 4)"
     fi
   done
+}
+
+# The calls behind the results (RESULTS.md's "Reproduce"; utils/reproduce.sh): made STAGE records, once the stage
+# has finished, the recipe command that ran it (--run_cmd: printf %q quoted, without its stage range) in calls_file
+# STAGE: stages 0-2 and 5 (corpus, data, token lists) in ${expdir}/.calls, 3, 4 and 10 with their dump
+# (${featdir}/.calls), 11-15 with the experiment (${st_exp}/.calls); reproduce_command: the calls that made stages 0-13
+# of this experiment (the one call when one made them all).
+# shellcheck source-path=SCRIPTDIR source=../../utils/reproduce.sh
+. "${SALIGN_ROOT}/utils/reproduce.sh"
+calls_file() {
+  case "$1" in
+    3|4|10) echo "${featdir}/.calls/stage$1" ;;
+    0|1|2|5) echo "${expdir}/.calls/stage$1" ;;
+    *) echo "${st_exp}/.calls/stage$1" ;;
+  esac
+}
+made() { record_call "$(calls_file "$1")" "${run_cmd}"; }
+reproduce_command() {
+  local s pairs=()
+  for s in 0 1 2 3 4 5 10 11 12 13; do pairs+=("${s}=$(calls_file "${s}")"); done
+  reproduce_line "${pairs[@]}"
 }

@@ -26,8 +26,8 @@ llm_stage11() {
   if [ "${pretrain_mt}" = true ] && [ "${lm}" = tiny ]; then
     local mt_input=("${input_args[@]}")
     [ "${#mt_input[@]}" -gt 0 ] || mt_input=(--input_size 80)
-    read -ra td <<< "$(text_data train "${dumpdir}/filtered/mt_train")"
-    read -ra tv <<< "$(text_data valid "${dumpdir}/filtered/${valid_set}")"
+    read -ra td <<< "$(text_data train "${filtdir}/mt_train")"
+    read -ra tv <<< "$(text_data valid "${filtdir}/${valid_set}")"
     # shellcheck disable=SC2086
     train_once 11a "LM pre-training on the recipe's text (text-only batches)" "${mt_exp}" \
       "${mt_exp}/${mt_init_model}" "" \
@@ -52,7 +52,7 @@ llm_stage11() {
   [ "${pretrain_mt}" = true ] && [ "${lm}" = tiny ] && logs=("${mt_exp}/train.log" "${logs[@]}")
   if [ "${align}" = ot ]; then
     local warm=${st_exp}_warmup layers=${st_exp}/layers.yaml
-    local dev_scp=${dumpdir}/filtered/${valid_set}/${speech_scp} dev_src=${dumpdir}/filtered/${valid_set}/text.${src_lang}
+    local dev_scp=${filtdir}/${valid_set}/${speech_scp} dev_src=${filtdir}/${valid_set}/text.${src_lang}
     # shellcheck disable=SC2086
     train_once 11b "warm-up of the speech LLM without the alignment loss" "${warm}" "${warm}/${inference_model}" \
       "${inputs}" python -m salign.bin.llm_train --config "${st_config}" --output_dir "${warm}" "${token_args[@]}" \

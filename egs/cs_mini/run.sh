@@ -43,7 +43,8 @@ ablations="linear nolang notrans single"  # ablation rows besides main
 replay=                              # stage 3's replay shares, one sub-stage each (default 0.5 0.25 0.1; debug 0.5 0.2)
 nj=                                  # jobs for corpus synthesis and features (default 2; debug 1: one core)
 corpus_opts=                         # gen_cs_mini sizes (default: the CPU size below)
-results=                             # the results page (default RESULTS.md; debug: exp/RESULTS.md)
+results=                             # the results page (default: RESULTS.md for the default run, one without
+                                     # options but --stage/--stop_stage/--nj; exp/RESULTS.md for any other)
 
 root=${SALIGN_ROOT:-$(cd ../.. && pwd)}
 args=("$@")
@@ -55,6 +56,8 @@ log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') [run.sh] $*"; }
 [ -x "${root}/tools/venv/bin/python" ] || "${root}/tools/install.sh"
 # shellcheck disable=SC1091
 . ./path.sh
+# shellcheck source-path=SCRIPTDIR source=../../utils/recipe_lock.sh
+. "${SALIGN_ROOT}/utils/recipe_lock.sh"
 # shellcheck disable=SC1091
 . ./cmd.sh
 run_stage() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
@@ -82,22 +85,33 @@ fi
 [ -n "${replay}" ] || replay=${default_replay}
 [ -n "${nj}" ] || nj=${default_nj}
 [[ ${nj} =~ ^[1-9][0-9]*$ ]] || die "--nj must be a whole number >= 1, got '${nj}' (fix: e.g. --nj 2)"
-[ -n "${results}" ] || { results=RESULTS.md; [ "${debug}" = false ] || results=exp/RESULTS.md; }
+# the committed RESULTS.md only for the default run; any other (--debug true, other rows or sizes) beside exp/
 [ -n "${corpus_opts}" ] || corpus_opts=${sizes}
 frame_shift=0.08        # seconds per projector frame: 10 ms fbank x preencoder stack 2 x conv1d2 2 x projector stack 2
 test_sets="cs_test en_test es_test"
-# the driver's shape files (stage 10): dump/stats (exp/stats in drivers before it moved next to the dumps)
-stats_dir() { if [ -d dump/stats ] || [ ! -d exp/stats ]; then echo dump/stats; else echo exp/stats; fi; }
-stats=$(stats_dir)
+# the driver's dump of this recipe's features (fbank): stage 3's dump/fbank/<set>, stage 4's dump/fbank/filtered/<set>,
+# stage 10's shape files dump/fbank/stats/<set> (the driver derives all three from its feats_tag, fbank here)
+feats=dump/fbank
+filtered=${feats}/filtered
+stats=${feats}/stats
 lists=${stats}/lists
 timing=exp/timing.tsv
-# the reproduce command under the results: the options that change results (not --stage/--stop_stage)
+# this run's command, recorded for each stage it runs (the results list the calls that made them): its options,
+# quoted as printf %q quotes them, without --stage/--stop_stage
 keep=()
+default_run=true  # no option but the stage range and --nj: the committed RESULTS.md
 for ((i = 0; i < ${#args[@]}; i++)); do
-  case "${args[i]}" in --stage|--stop_stage) i=$((i + 1)) ;; --stage=*|--stop_stage=*) ;; *) keep+=("${args[i]}") ;; esac
+  case "${args[i]}" in
+    --stage|--stop_stage) i=$((i + 1)) ;;
+    --stage=*|--stop_stage=*) ;;
+    --nj) keep+=("${args[i]}" "${args[i + 1]:-}"); i=$((i + 1)) ;;
+    --nj=*) keep+=("${args[i]}") ;;
+    *) keep+=("${args[i]}"); default_run=false ;;
+  esac
 done
 run_cmd=./run.sh
 if [ "${#keep[@]}" -gt 0 ]; then run_cmd+=$(printf ' %q' "${keep[@]}"); fi
+if [ -z "${results}" ]; then results=exp/RESULTS.md; [ "${default_run}" = false ] || results=RESULTS.md; fi
 rows=(main)
 for a in ${ablations}; do rows+=("${a}"); done
 has_row() { [[ " ${rows[*]} " == *" $1 "* ]]; }
@@ -105,6 +119,17 @@ read -ra ratios <<< "${replay}"
 driver=(../TEMPLATE/st.sh --run_cmd "${run_cmd}" --nj "${nj}" --train_set train --valid_set dev
         --test_sets "${test_sets}" --src_lang cs --tgt_lang en --train_eval_size 0 --nbpe "${nbpe}" --token_joint true
         --min_frames 10 --max_frames 3000 --mt_config "" --model_family llm)
+
+# the calls behind the results page (utils/reproduce.sh): made STAGE records this run's command for a stage it
+# finished (exp/.calls/cs_stage<N>); reproduce: the calls that made stages 0-19 (the one call when one made them all)
+# shellcheck source-path=SCRIPTDIR source=../../utils/reproduce.sh
+. "${SALIGN_ROOT}/utils/reproduce.sh"
+made() { record_call "exp/.calls/cs_stage$1" "${run_cmd}"; }
+reproduce() {
+  local s pairs=()
+  for s in 0 1 3 4 5 10 11 12 13 14 15 16 17 18 19; do pairs+=("${s}=exp/.calls/cs_stage${s}"); done
+  reproduce_line "${pairs[@]}"
+}
 
 # timed NAME COMMAND...: run it and append "NAME<TAB>seconds" to exp/timing.tsv (the results page's time table)
 timed() {
@@ -133,7 +158,7 @@ train() {
     a=${arg#*=}; a=${a%%,*}; a=${a%%:*}
     if [ -f "${a}" ]; then inputs+=(--input "${a}"); fi
   done
-  inputs+=(--input dump/fbank/train/.done --input dump/fbank/dev/.done --option "command=$*")
+  inputs+=(--input "${feats}/train/.done" --input "${feats}/dev/.done" --option "command=$*")
   if fresh --stamp "${exp}/.train.stamp" "${inputs[@]}" --what "${exp}"; then
     log "stage ${label}: ${exp} is complete, skipped (its stamp is up to date)"
     return
@@ -164,8 +189,8 @@ tok=(--token_type bpe --src_token_type bpe --token_list data/token_list/joint/to
      --src_bpemodel data/token_list/joint/bpe.model)
 # speech training data of a stage: LIST (train shape list) VALID (dev shape list) LABELS (lang | lang_frames)
 speech_data() {
-  local d f=dump/filtered phase dset list
-  echo --input_size 80 --normalize global_mvn --normalize_conf stats_file=dump/fbank/train/cmvn.npz
+  local d f=${filtered} phase dset list
+  echo --input_size 80 --normalize global_mvn --normalize_conf "stats_file=${feats}/train/cmvn.npz"
   for d in train:train:"$1" valid:dev:"$2"; do
     IFS=: read -r phase dset list <<< "${d}"
     echo "--${phase}_data_path_and_name_and_type ${f}/${dset}/feats.scp,speech,kaldi_ark" \
@@ -196,20 +221,23 @@ exp_of() {  # ROW N
 four_stage_rows() { local r; for r in "${rows[@]}"; do [ "${r}" = single ] || echo "${r}"; done; }
 
 main() {
+recipe_lock "$0"  # one run at a time here (the driver's runs below go on under this one's lock)
 if run_stage 0; then
   log "stage 0: corpus -> corpus/ (${corpus_opts})"
   # shellcheck disable=SC2086
   timed "stage 0 corpus" python -m salign.bin.gen_cs_mini --out corpus --nj "${nj}" ${corpus_opts}
 fi
+if run_stage 0; then made 0; fi
 if run_stage 1; then
   log "stage 1: data dirs -> data/ (lang_frames at ${frame_shift} s)"
   timed "stage 1 data" python -m salign.bin.prep_cs_mini data --corpus corpus --out data --frame_shift "${frame_shift}"
 fi
+if run_stage 1; then made 1; fi
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 3 ]; then
   first=$((stage > 3 ? stage : 3)); last=$((stop_stage < 10 ? stop_stage : 10))
   timed "stages 3-10 features, tokens, shapes" "${driver[@]}" --stage "${first}" --stop_stage "${last}"
-  stats=$(stats_dir); lists=${stats}/lists
 fi
+for s in 3 4 5 10; do if run_stage "${s}"; then made "${s}"; fi; done
 if run_stage 11; then
   log "stage 11: stage lists -> ${lists} (replay shares ${replay})"
   python -m salign.bin.prep_cs_mini lists --data data --stats "${stats}" --out "${lists}" --replay "${replay}"
@@ -220,17 +248,19 @@ if run_stage 11; then
     done
   fi
 fi
+if run_stage 11; then made 11; fi
 if run_stage 12; then
   # shellcheck disable=SC2046
   train 12 exp/lm --config "${conf}/train_cs_lm.yaml" "${tok[@]}" --input_size 80 --align none \
-    --train_data_path_and_name_and_type dump/filtered/mt_train/text.en,text,text \
-    --train_data_path_and_name_and_type dump/filtered/mt_train/text.cs,src_text,text \
-    --valid_data_path_and_name_and_type dump/filtered/dev/text.en,text,text \
-    --valid_data_path_and_name_and_type dump/filtered/dev/text.cs,src_text,text \
+    --train_data_path_and_name_and_type "${filtered}/mt_train/text.en,text,text" \
+    --train_data_path_and_name_and_type "${filtered}/mt_train/text.cs,src_text,text" \
+    --valid_data_path_and_name_and_type "${filtered}/dev/text.en,text,text" \
+    --valid_data_path_and_name_and_type "${filtered}/dev/text.cs,src_text,text" \
     --train_shape_file "${stats}/mt_train/src_text_shape" --train_shape_file "${stats}/mt_train/text_shape" \
     --valid_shape_file "${stats}/dev/src_text_shape" --valid_shape_file "${stats}/dev/text_shape" \
     --fold_length 150 --fold_length 150
 fi
+if run_stage 12; then made 12; fi
 if run_stage 13; then
   for r in $(four_stage_rows); do
     [ "${r}" != notrans ] || continue
@@ -239,6 +269,7 @@ if run_stage 13; then
       --init_param "${lm_model}:lm:lm" $(row_args "${r}" 1)
   done
 fi
+if run_stage 13; then made 13; fi
 if run_stage 14; then
   for r in $(four_stage_rows); do
     [ "${r}" != notrans ] || continue
@@ -247,6 +278,7 @@ if run_stage 14; then
       --init_param "$(exp_of "${r}" 1)/latest.pth" $(row_args "${r}" 2)
   done
 fi
+if run_stage 14; then made 14; fi
 if run_stage 15; then
   for r in $(four_stage_rows); do
     init=$(exp_of "${r}" 2)/latest.pth
@@ -261,6 +293,7 @@ if run_stage 15; then
     done
   done
 fi
+if run_stage 15; then made 15; fi
 if run_stage 16; then
   for r in $(four_stage_rows); do
     # shellcheck disable=SC2046
@@ -273,6 +306,7 @@ if run_stage 16; then
       $(speech_data cs cs_dev lang_frames) --init_param "${lm_model}:lm:lm"
   fi
 fi
+if run_stage 16; then made 16; fi
 if run_stage 17; then
   for r in "${rows[@]}"; do
     log "stage 17: decoding and scoring ${r} (the driver's stages 12-13)"
@@ -281,14 +315,17 @@ if run_stage 17; then
       --results "exp/st_${r}/RESULTS.md"
   done
 fi
+if run_stage 17; then made 17; fi
 if run_stage 18; then
   exps=()
   for r in "${rows[@]}"; do exps+=("exp/st_${r}"); done
   log "stage 18: routing statistics on ${test_sets} -> exp/routing.json"
   timed "stage 18 routing" python -m salign.bin.moe_routing --exp_dirs "${exps[*]}" --model latest.pth \
-    --sets "${test_sets}" --out exp/routing.json
+    --sets "${test_sets}" --dump_dir "${filtered}" --out exp/routing.json
 fi
+if run_stage 18; then made 18; fi
 if run_stage 19; then
+  made 19
   log "stage 19: results -> ${results}"
   declare -A what=([main]="MoE (2 groups x 2 experts, top-1), language + balance losses, 4 stages, transition loss"
     [linear]="linear projector" [nolang]="MoE without the language loss (lang_weight 0)"
@@ -296,9 +333,9 @@ if run_stage 19; then
   opts=()
   for r in "${rows[@]}"; do opts+=(--rows "${r}=${what[${r}]}"); done
   [ "${debug}" = true ] || [ ! -f local/notes.md ] || opts+=(--notes local/notes.md)
-  python -m salign.bin.cs_results --exp exp --dump dump/filtered "${opts[@]}" --routing exp/routing.json \
+  python -m salign.bin.cs_results --exp exp --dump "${filtered}" "${opts[@]}" --routing exp/routing.json \
     --timing "${timing}" --out "${results}" --title "egs/cs_mini: code-switch ST (es-en speech -> en)" \
-    --command "cd egs/cs_mini && ${run_cmd}"
+    --command "cd egs/cs_mini && $(reproduce)"
 fi
 log "done (stages ${stage}..${stop_stage})"
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Alignment methods side by side on the mini MuST-C: the same data, the same model shape and the same training budget
 # for each method, one table (COMPARE.md): ST BLEU, MT BLEU, ASR WER and the modality-gap measures.
-#   1. data: ./run.sh --stop_stage 10 (corpus, features, dumps, token list, shapes) once, into dump/compare/ with
-#      --feats_stack 2 (2 fbank frames stored as one: every model, ESPnet's stock one included, reads 20 ms frames)
+#   1. data: ./run.sh --stop_stage 10 (corpus, features, dumps, token list, shapes) once, into
+#      dump/compare/fbank_stack2/ with --feats_stack 2 (2 fbank frames stored as one: every model, ESPnet's stock one
+#      included, reads 20 ms frames)
 #   then the shared pre-training, once: MT on the text (exp/compare_conf/train_mt_compare.yaml), ASR on the training
 #      speech (exp/compare_conf/train_asr_compare.yaml: acoustic encoder + CTC, stopped on the dev CTC loss; --asr
 #      false: none), and the LM of the speech-LLM rows; every row's acoustic encoder starts from the ASR pre-training.
@@ -39,7 +40,9 @@
 # --stage/--stop_stage 1..4 (the steps above),
 # --test_sets LIST, --corpus_opts, --debug, --out FILE, --jobs N (pre-trainings and rows run N at a time, each on
 # nproc/N threads; a job's log: exp/compare_logs/<job>.log), --ngpu N, --inference_nj N, --run_opts "OPTIONS".
-# compare.sh works in this recipe dir like run.sh (corpus/, data/, exp/ are shared with it; its dumps are dump/compare/);
+# compare.sh works in this recipe dir like run.sh (corpus/, data/, exp/ are shared with it; its dumps are
+# dump/compare/fbank_stack2/), and holds the recipe's lock while it runs (utils/recipe_lock.sh: a ./run.sh started
+# elsewhere meanwhile refuses; its own run under it);
 # its experiments are exp/mt_train_mt_compare, exp/asr_train_asr_compare, exp/st_<method>, exp/st_stock_espnet,
 # exp/mt_train_lm_compare, exp/st_llm_<method>. Each row's results table is
 # exp/st_<row>/RESULTS.md (run.sh's RESULTS.md is left alone).
@@ -73,6 +76,9 @@ declare root=${SALIGN_ROOT:-$(cd ../.. && pwd)}
 . ./path.sh
 # shellcheck disable=SC1091
 . ./cmd.sh
+# shellcheck source-path=SCRIPTDIR source=../../utils/recipe_lock.sh
+. "${SALIGN_ROOT}/utils/recipe_lock.sh"
+recipe_lock "$0"
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') [compare.sh] $*"; }
 die() { echo "ERROR [compare.sh]: $*" >&2; exit 2; }
@@ -296,9 +302,7 @@ if step 4; then
       --*=*) words=("$1"); shift ;;
       *) words=("$1" "${2-}"); shift 2 || shift ;;
     esac
-    for a in "${words[@]}"; do
-      if [[ -z "${a}" || "${a}" =~ [[:space:]] ]]; then cmd="${cmd} \"${a}\""; else cmd="${cmd} ${a}"; fi
-    done
+    for a in "${words[@]}"; do cmd="${cmd} $(printf '%q' "${a}")"; done
   done
   title="Alignment methods side by side (egs/mini_mustc, en-es)"
   [ "${debug}" = true ] && title="${title%)}; debug configs: shows that it runs, not which method is better)"

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Mini MuST-C (en-es), the main job: generates a small real corpus in MuST-C v1 layout (stage 0), then runs every
-# stage of the shared driver (../TEMPLATE/st.sh) with small configs and prints the ST/MT/ASR results table.
+# stage of the shared driver (../TEMPLATE/st.sh) with small configs and prints the ST/MT/ASR results table. The
+# committed RESULTS.md is written only by the default run (no options but --stage/--stop_stage/--nj/--inference_nj)
+# when it finishes stage 13; any other run (--debug true, another family, other options) writes its table beside its
+# model, exp/st_<tag>/RESULTS.md.
 #   ./run.sh                         # everything, installing what it needs first
 #   ./run.sh --stage 11              # from training on;  any option of ../TEMPLATE/st.sh can be given
 #   ./run.sh --debug true            # tiny model and a few steps (CI)
@@ -9,18 +12,21 @@
 #   ./run.sh --model_family llm      # the speech-LLM family (conf/train_st_llm.yaml: small LM + AI-STA)
 #   ./run.sh --model_family llm --lm hf [--lm_path DIR]   # ... with a local Hugging Face LLM + LoRA
 #                                    # (conf/train_st_llm_hf.yaml; default DIR downloads/Qwen2.5-0.5B; with
-#                                    # --debug true a tiny random Qwen2 written to exp/tiny_hf_lm stands in)
+#                                    # --debug true a tiny random Qwen2 written to exp/tiny_hf_lm stands in);
+#                                    # --st_args "--lm_conf dtype=bfloat16 ..." adds to it (--lm_path wins on path)
 set -euo pipefail
 cd "$(dirname "$0")"
 debug=false
 lm=small
 lm_path=
-args=()
+st_args=                # the driver's --st_args (combined with --lm_path's --lm_conf path=DIR)
+args=()                 # every other option, in the order given, for the driver
 while [ $# -gt 0 ]; do
   case "$1" in
-    --debug|--lm|--lm_path)
-      [ $# -ge 2 ] || { echo "ERROR [run.sh]: $1 needs a value" >&2; exit 2; }
+    --debug|--lm|--lm_path|--st_args)
+      [ $# -ge 2 ] || { args+=("$1"); shift; continue; }  # (the driver says what is missing)
       declare "${1#--}=$2"; shift 2 ;;
+    --debug=*|--lm=*|--lm_path=*|--st_args=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -41,12 +47,29 @@ corpus="--n_train 300 --n_dev 40 --n_tst 40 --n_mt_extra 300 --nj 2"
 own=()  # this script's own options, for the reproduce command
 [ "${lm}" = small ] || own+=(--lm "${lm}")
 [ -z "${lm_path}" ] || own+=(--lm_path "${lm_path}")
+[ -z "${st_args}" ] || own+=(--st_args "${st_args}")
 if [ "${debug}" = true ]; then
   conf=conf/debug
   corpus="--n_train 40 --n_dev 8 --n_tst 8 --n_mt_extra 200 --nj 2"
   own=(--debug true "${own[@]}")
 fi
-run_cmd="./run.sh${own[*]:+ ${own[*]}}${args[*]:+ ${args[*]}}"  # the reproduce command under the results table
+# the reproduce command: every option but the stage range, each quoted as the shell needs (printf %q); the driver
+# records it for each stage it runs, and the results list the calls that made them
+run_cmd=./run.sh
+for a in "${own[@]}"; do run_cmd+=" $(printf '%q' "${a}")"; done
+default_run=true  # no option but --stage/--stop_stage/--nj/--inference_nj (which stages run, how many jobs)
+[ "${#own[@]}" -eq 0 ] || default_run=false
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[i]}" in
+    --stage|--stop_stage) i=$((i + 1)) ;;
+    --stage=*|--stop_stage=*) ;;
+    --nj|--inference_nj) run_cmd+=" ${args[i]} $(printf '%q' "${args[i + 1]:-}")"; i=$((i + 1)) ;;
+    *) run_cmd+=" $(printf '%q' "${args[i]}")"; default_run=false ;;
+  esac
+done
+# where the results go: the committed RESULTS.md for the default run only, beside the model for any other
+results=()
+if [ "${default_run}" = true ]; then results=(--results RESULTS.md); fi
 
 # the model family's configs (an explicit --st_config/--mt_config given after this still wins)
 family=salign
@@ -59,7 +82,7 @@ model_confs=(--mt_config "${conf}/train_mt.yaml" --st_config "${conf}/train_st_s
 if [ "${family}" = llm ] && [ "${lm}" = hf ]; then
   model_confs=(--mt_config "" --st_config "${conf}/train_st_llm_hf.yaml")
   if [ -n "${lm_path}" ]; then
-    model_confs+=(--st_args "--lm_conf path=${lm_path}")
+    st_args="${st_args:+${st_args} }--lm_conf path=${lm_path}"  # (last: --lm_path wins over a path in --st_args)
   elif [ "${debug}" = true ]; then
     python -m salign.bin.make_tiny_hf_lm --out exp/tiny_hf_lm --family qwen2 --tokenizer bytelevel
   fi
@@ -70,12 +93,12 @@ elif [ "${lm}" != small ] || [ -n "${lm_path}" ]; then
   exit 2
 fi
 
-../TEMPLATE/st.sh --run_cmd "${run_cmd}" \
+../TEMPLATE/st.sh --run_cmd "${run_cmd}" "${results[@]}" \
   --corpus_opts "${corpus}" --mustc_root corpus --tgt_lang es \
   --nj 2 --inference_nj 1 --train_eval_size 40 \
   --nbpe 1000 --token_joint true \
   --mt_extra_src corpus/en-es/mt-extra/mt-extra.en --mt_extra_tgt corpus/en-es/mt-extra/mt-extra.es \
   "${model_confs[@]}" \
   --inference_config "${conf}/decode.yaml" --mt_init_model train.acc.best.pth --inference_model train.acc.ave.pth \
-  "${args[@]}"
-if [ -f RESULTS.md ]; then cat RESULTS.md; fi
+  --st_args "${st_args}" "${args[@]}"
+# (stage 13 prints the table it wrote: a run that stopped before it prints none, the committed one least of all)

@@ -23,8 +23,18 @@ for ((i = 0; i + 1 < ${#args[@]}; i++)); do
   fi
 done
 
+# the reproduce command the driver records for each stage: the options, quoted (printf %q), less the stage range
+run_cmd=./run.sh
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[i]}" in
+    --stage|--stop_stage) i=$((i + 1)) ;;
+    --stage=*|--stop_stage=*) ;;
+    *) run_cmd+=" $(printf '%q' "${args[i]}")" ;;
+  esac
+done
+
 "${here}/../TEMPLATE/st.sh" \
-  --run_cmd "./run.sh${*:+ $*}" \
+  --run_cmd "${run_cmd}" \
   --src_lang en \
   --train_set train --valid_set dev --test_sets "tst-COMMON tst-HE" \
   --nbpe 10000 --token_joint true --speed_perturb_factors "0.9 1.0 1.1" \

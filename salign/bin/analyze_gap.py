@@ -5,7 +5,7 @@ Usage::
     python -m salign.bin.analyze_gap --st_train_config exp/st/config.yaml --st_model_file exp/st/valid.acc.ave.pth \
         --feats dump/dev/feats.scp --src_text data/dev/text.en --out exp/st/gap
     # a model trained on raw audio (--feats_type raw): its dev set's wav.scp, read with ESPnet's sound loader
-    ... --feats dump/filtered/dev/wav.scp ...
+    ... --feats dump/raw/filtered/dev/wav.scp ...
 
 Writes ``<out>/gap.json`` (discriminator accuracy when the model has a modal network, per-layer speech→text R@1/R@5,
 paired vs unpaired cosine, linear CKA and RBF MMD², see :mod:`salign.analysis.gap`), ``<out>/pca_top.png`` (2-D PCA of

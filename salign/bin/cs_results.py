@@ -3,7 +3,7 @@ routing table and the wall time of each part.
 
 Usage::
 
-    python -m salign.bin.cs_results --exp exp --dump dump/filtered --rows "main=full method" --rows "linear=..." \
+    python -m salign.bin.cs_results --exp exp --dump dump/fbank/filtered --rows "main=full method" --rows "linear=..." \
         --routing exp/routing.json --timing exp/timing.tsv --out RESULTS.md --command "cd egs/cs_mini && ./run.sh" \
         [--notes local/notes.md] [--title ...]
 
@@ -24,7 +24,7 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--exp", required=True, help="holds st_<row>/decode_*/score/result.json")
-    p.add_argument("--dump", default="dump/filtered", help="holds <set>/text.<tgt> (mix_test references)")
+    p.add_argument("--dump", default="dump/fbank/filtered", help="holds <set>/text.<tgt> (mix_test references)")
     p.add_argument("--rows", action="append", required=True, help="NAME=description, one per system, in order")
     p.add_argument("--routing", default=None, help="moe_routing's JSON")
     p.add_argument("--timing", default=None, help="part<TAB>seconds lines")

@@ -1,6 +1,6 @@
 """Split a decoding job into key files and merge the jobs' ESPnet outputs back (for decodes run outside stage 12).
 
-    python -m salign.bin.decode_utils split --scp dump/filtered/tst-COMMON/feats.scp --nj 4 --out DIR/split4
+    python -m salign.bin.decode_utils split --scp dump/fbank/filtered/tst-COMMON/feats.scp --nj 4 --out DIR/split4
     # (any Kaldi table keyed by utterance will do, e.g. the wav.scp of --feats_type raw)
     python -m salign.bin.decode_utils merge --nj 4 --out DIR   # DIR/output.{1..4}/1best_recog/* -> DIR/1best_recog/*
 

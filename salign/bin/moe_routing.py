@@ -4,7 +4,7 @@ language, load per expert, router entropy), by one encoder + projector forward p
 Usage::
 
     python -m salign.bin.moe_routing --exp_dirs "exp/st_main exp/st_nolang" --model latest.pth \
-        --sets "cs_test en_test es_test" --dump_dir dump/filtered --data_dir data --out exp/routing.json
+        --sets "cs_test en_test es_test" --dump_dir dump/fbank/filtered --data_dir data --out exp/routing.json
 
 Reads ``<exp>/config.yaml`` + ``<exp>/<model>``, ``<dump_dir>/<set>/feats.scp`` and ``<data_dir>/<set>/lang_frames``;
 writes ``{"<exp name>": {"<set>": {stat: value} | null}}`` (null: a projector without routing, e.g. ``linear``).
@@ -28,7 +28,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--exp_dirs", required=True, help="experiment dirs (space-separated); name = dir name")
     p.add_argument("--model", default="latest.pth", help="model file name inside each exp dir")
     p.add_argument("--sets", required=True, help="test sets (space-separated)")
-    p.add_argument("--dump_dir", default="dump/filtered", help="holds <set>/feats.scp")
+    p.add_argument("--dump_dir", default="dump/fbank/filtered", help="holds <set>/feats.scp")
     p.add_argument("--data_dir", default="data", help="holds <set>/lang_frames")
     p.add_argument("--batch_size", type=int, default=16, help="utterances per forward pass")
     p.add_argument("--out", required=True, help="output JSON")

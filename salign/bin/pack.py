@@ -1,20 +1,27 @@
-"""Pack a trained model like ``espnet2.bin.pack`` (same sub-commands and options), after checking its inputs.
+"""Pack a trained model like ``espnet2.bin.pack`` (same sub-commands and options), with every file its config names.
 
 Usage (the recipe's stage 14)::
 
     python -m salign.bin.pack st --st_train_config exp/st/config.yaml --st_model_file exp/st/valid.acc.ave.pth \\
-        --option data/bpe/bpe.model --option RESULTS.md --outpath exp/st/packed/model.zip
+        --option data/token_list/joint/bpe.model --option exp/st/RESULTS.md --outpath exp/st/packed/model.zip
 
-``espnet2.bin.pack`` packs a truncated model file without a word and ends in a traceback for a missing one. Here
-every input is checked first, one line each (:func:`salign.decode.loader.check_model_file` reads the whole model
-file, so damage anywhere in it is found), and the archive is written under a temporary name and renamed into place
-only when complete.
+Run it in the recipe directory. ``espnet2.bin.pack`` packs a truncated model file without a word, ends in a traceback
+for a missing one, and stores only the config and the model: the CMVN stats, token lists, BPE models and a
+speech-LLM's layers file or LM directory that the config names stay behind, so the archive fails anywhere else.
+Here every input is checked first, one line each (:func:`salign.utils.checkpoint.check_model_file` reads the whole
+model file, so damage anywhere in it is found); every file the config names goes into the archive under a relative
+name, the config rewritten to it; and the archive is loaded in a fresh process from an empty directory before it is
+renamed into place (:func:`salign.decode.pack.pack_model`). Decode it anywhere::
+
+    unzip model.zip -d m && python -m salign.bin.st_inference --st_train_config m/exp/st/config.yaml \\
+        --st_model_file m/exp/st/valid.acc.ave.pth --data_path_and_name_and_type feats.scp,speech,kaldi_ark ...
+
+or with ESPnet's ``Speech2Text.from_pretrained("model.zip")`` (``espnet_model_zoo``; S-Align models after
+``salign.tasks.st.register_with_espnet()``).
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import os
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -22,11 +29,11 @@ from salign.utils.io import InputError, run_cli
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Check the files to pack, then ``espnet2.main_funcs.pack_funcs.pack`` into a temporary archive, renamed."""
+    """Check the files to pack, then :func:`salign.decode.pack.pack_model` (archive checked, then renamed)."""
     from espnet2.bin.pack import get_parser
-    from espnet2.main_funcs.pack_funcs import pack
 
-    from salign.decode.loader import check_model_file
+    from salign.decode.pack import pack_model
+    from salign.utils.checkpoint import check_model_file
 
     parser = get_parser()
     args = parser.parse_args(argv)
@@ -48,20 +55,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not Path(path).exists():
             raise InputError("no such file (given as --option)", path,
                              fix="re-run the stage that writes it (BPE model: stage 5; RESULTS.md: stage 13)")
-    out = Path(args.outpath)
-    tmp = out.with_name(f".{out.name.split('.')[0]}.partial{''.join(out.suffixes)}")  # the archiver reads the suffix
-    try:
-        with contextlib.redirect_stdout(io.StringIO()) as said:
-            pack(yaml_files=yaml_files, files=files, option=args.option, outpath=tmp)
-        os.replace(tmp, out)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise InputError(f"cannot write the archive ({exc.strerror or exc})", out,
-                             fix="free disk space or make the directory writable, then re-run") from None
-        raise
-    print(said.getvalue().replace(str(tmp), str(out)), end="")
+    names = pack_model(yaml_files, files, args.option, args.outpath)
+    print(f"Generate: {args.outpath} ({len(names)} files; loads on its own from an empty directory)", file=sys.stdout)
     return 0
 
 

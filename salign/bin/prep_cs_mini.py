@@ -4,9 +4,9 @@ Usage::
 
     python -m salign.bin.prep_cs_mini data --corpus corpus --out data --frame_shift 0.08 [--src cs --tgt en]
     # -> data/{train,dev,cs_test,en_test,es_test}/ (wav.scp, text.cs, text.en, lang, lang_frames, utt2set, ...)
-    python -m salign.bin.prep_cs_mini lists --data data --stats dump/stats --out dump/stats/lists \
+    python -m salign.bin.prep_cs_mini lists --data data --stats dump/fbank/stats --out dump/fbank/stats/lists \
         --replay "0.5 0.25 0.1" [--seed 1]
-    # -> dump/stats/lists/{asr,st,cs,replay1,...}[_dev]/ shape files + lists.json
+    # -> dump/fbank/stats/lists/{asr,st,cs,replay1,...}[_dev]/ shape files + lists.json
     python -m salign.bin.prep_cs_mini config --config conf/train_cs_s1.yaml --set projector=linear \
         --set 'projector_conf={stack: 2}' --out exp/conf/linear/train_cs_s1.yaml
     # -> the config with those top-level keys replaced (an ablation's config)

@@ -1,18 +1,19 @@
 """Stage 4 and 10 helpers: length filtering into training-ready dump dirs, and ESPnet shape/stat files.
 
     # stage 4: join features and texts of one split, dropping bad utterances (train/dev) or keeping all (test)
-    python -m salign.bin.prepare_dump filter --data data/train --feats dump/fbank/train --out dump/filtered/train \
+    python -m salign.bin.prepare_dump filter --data data/train --feats dump/fbank/train \
+        --out dump/fbank/filtered/train \
         --src_lang en --tgt_lang es [--min_frames 10 --max_frames 3000 --max_src_tokens 200 --max_tgt_tokens 200]
         [--keep_all]
     # the same on raw audio (--feats_type raw: make_raw's wav.scp), lengths in samples at 16 kHz
-    python -m salign.bin.prepare_dump filter --data data/train --feats dump/raw/train --out dump/filtered/train \
+    python -m salign.bin.prepare_dump filter --data data/train --feats dump/raw/train --out dump/raw/filtered/train \
         --src_lang en --tgt_lang es [--min_samples 1600 --max_samples 480000 ...]
     # stage 10 (instead of ESPnet's slow collect-stats pass): shape files (CMVN stats come from stage 3)
-    python -m salign.bin.prepare_dump stats --dump dump/filtered/train --out dump/stats/train \
+    python -m salign.bin.prepare_dump stats --dump dump/fbank/filtered/train --out dump/fbank/stats/train \
         --src_lang en --tgt_lang es --bpemodel tgt.model --src_bpemodel src.model
 
     # stage 4: parallel text for MT pre-training (training transcripts + optional extra text-only data)
-    python -m salign.bin.prepare_dump mt_text --out dump/filtered/mt_train --dump dump/filtered/train \
+    python -m salign.bin.prepare_dump mt_text --out dump/fbank/filtered/mt_train --dump dump/fbank/filtered/train \
         [--src_file extra.en --tgt_file extra.es] --src_lang en --tgt_lang es
 
 ``filter`` writes ``feats.scp``, ``utt2num_frames``, ``text.<src>``, ``text.<tgt>`` (and ``utt2speed`` for a

@@ -20,6 +20,9 @@ files: ST and ASR from speech, MT from the transcript, each behind its prompt, b
 the LM's key/value cache (:mod:`salign.llm.decode`; ``--maxlenratio`` relative to the input's length in LM positions,
 ``--maxlenratio -N``: at most N tokens); text from the LM's tokenizer (``hf``) or the token list (``tiny``).
 
+A ``--config`` (decoding options) is checked first, as the recipe's driver checks it (``salign.bin.check_config
+--decode_config``): a problem is one ERROR line naming the file and line, exit status 2, before anything is decoded.
+
 ``--plan FILE`` runs several decodes in one process, one shell-quoted option list per line (:mod:`salign.decode.plan`).
 The recipe's decoding stage (stage 12) decodes every set as every task with ``--decode_sets ... --nj N --job J`` in N
 jobs, then merges and stamps each decode dir with ``--merge`` (:mod:`salign.decode.stage`).
@@ -30,43 +33,10 @@ import argparse
 import sys
 from typing import List, Optional, Sequence
 
-from salign.decode.runner import DEFAULT_BATCH, TASKS
+from salign.decode.parser import get_parser
 from salign.utils.io import InputError, run_cli
 
-
-def get_parser() -> argparse.ArgumentParser:
-    """ESPnet's ``st_inference`` parser plus ``--task``, the batched-decoding and the decoding-stage options."""
-    from espnet2.bin.st_inference import get_parser as espnet_parser
-    from espnet2.utils.types import str2bool
-
-    from salign.decode.stage import add_stage_args
-
-    parser = espnet_parser()
-    parser.description = __doc__.split("\n")[0]
-    parser.add_argument("--task", choices=TASKS, default="st",
-                        help="st: speech->target, mt: transcript->target, asr: speech->transcript (CTC)")
-    group = parser.add_argument_group("Batched decoding")
-    group.add_argument("--batched", type=str2bool, default=True,
-                       help="decode many utterances at once (salign.decode; same hypotheses as ESPnet's "
-                            "Speech2Text); false: ESPnet's one-utterance-at-a-time path")
-    group.add_argument("--batch_frames", type=int, default=0,
-                       help="with --batched: also cap each batch at this many padded input frames "
-                            "(utterances x longest; 0: no cap)")
-    group.add_argument("--incremental_cache", type=str2bool, default=True,
-                       help="with --batched: cached Transformer decoder step (source keys/values computed once per "
-                            "utterance); false: the decoder's own forward_one_step")
-    group.add_argument("--plan", default=None,
-                       help="run several decodes in this process: one shell-quoted option list per line of this "
-                            "file (each with its own --output_dir), added to the other options given")
-    add_stage_args(parser)
-    parser.set_defaults(batch_size=None)
-    for action in parser._actions:
-        if action.dest == "batch_size":
-            action.help = (f"utterances per batch (default: {DEFAULT_BATCH} with --batched, 1 otherwise; "
-                           "--batched false needs 1)")
-        if action.dest in ("output_dir", "data_path_and_name_and_type"):
-            action.required = False  # the decoding stage and --plan lines give them per decode
-    return parser
+__all__ = ["get_parser", "parse", "main"]
 
 
 def parse(argv: List[str]) -> argparse.Namespace:
@@ -81,9 +51,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Optional[int]:
     from salign.decode.plan import run_plan, split_plan_option
     from salign.decode.runner import decode
     from salign.decode.stage import run_stage
+    from salign.utils.config_check import check_entry_config
 
     print(get_commandline_args(), file=sys.stderr)
     plan_file, argv = split_plan_option(list(sys.argv[1:] if argv is None else argv))
+    check_entry_config(argv, "decode", "st_inference")  # the decoding config, as the driver checks it
     if plan_file is not None:
         run_plan(plan_file, argv, parse)
         return 0

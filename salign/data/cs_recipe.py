@@ -13,10 +13,10 @@ English target), ``utt2spk``, ``spk2utt``, ``utt2dur``, ``utt2lang`` (cs|en|es),
 (``text_int``: one id per stacked projector frame of ``frame_shift`` seconds, -1 in pauses). Ids are positions in
 ``langs`` (the MoE projector's ``groups``).
 
-:func:`write_lists` cuts the driver's shape files (``dump/stats/{train,dev}``) into the training stages' lists: an
+:func:`write_lists` cuts the driver's shape files (``dump/fbank/stats/{train,dev}``) into the training stages' lists: an
 ESPnet training iterates the keys of its first shape file, so a list is just its three shape files
 (``speech_shape``, ``text_shape``, ``src_text_shape``) restricted to some keys; the data files stay the full
-``dump/filtered/{train,dev}`` ones. Lists (``<out>/<name>/``):
+``dump/fbank/filtered/{train,dev}`` ones. Lists (``<out>/<name>/``):
 
 * ``asr`` / ``asr_dev``: en + es (stage 1, monolingual ASR); ``st`` / ``st_dev``: es (stage 2, monolingual ST);
   ``cs`` / ``cs_dev``: code-switched (stage 4 and the single-stage row);

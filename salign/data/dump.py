@@ -1,7 +1,7 @@
 """Stages 4 and 10 on dump dirs: length filtering, the training subset, MT pre-training text, shape files and CMVN.
 
 :func:`filter_split` joins stage 3's features (fbank ``feats.scp`` + ``utt2num_frames``, or raw ``wav.scp`` +
-``utt2num_samples``) with a data dir's texts into ``dump/filtered/<set>/``, dropping what is too short, too long
+``utt2num_samples``) with a data dir's texts into ``dump/fbank/filtered/<set>/``, dropping what is too short, too long
 or empty (``filter.log`` says how many and why); a speed-perturbed set keeps its ``utt2speed`` there. Speed-perturbed
 copies are recognised by ``utt2speed`` (:func:`salign.data.datadir.is_perturbed`), never by their ids.
 :func:`mt_text` builds the MT pre-training text; :func:`write_stats` writes ESPnet's shape files (the only ones the
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 from salign.data.datadir import is_perturbed, read_speeds
-from salign.data.kaldi import iter_table, read_table
+from salign.data.kaldi import iter_table, read_table, read_texts
 from salign.utils.io import InputError, atomic_dir
 from salign.utils.stamp import Stamp
 
@@ -84,8 +84,8 @@ def filter_split(data: Path, feats: Path, out: Path, src: str, tgt: str, min_fra
     stamp.identities()  # what this run reads, as it starts
     scp = read_table(feats / scp_name)
     frames = {k: int(v) for k, v in read_table(feats / len_name).items()}
-    src_text = read_table(data / f"text.{src}")
-    tgt_text = read_table(data / f"text.{tgt}")
+    src_text = read_texts(data / f"text.{src}")  # NFC on both sides (a hand-made data dir may hold NFD text)
+    tgt_text = read_texts(data / f"text.{tgt}")
     speeds = read_speeds(data)
     why: Counter = Counter()
     keep = []
@@ -146,7 +146,7 @@ def write_stats(dump: Path, out: Path, src: str, tgt: str, bpemodel: Optional[st
         elif (dump / "utt2num_samples").is_file():  # ESPnet's raw shape files are the sample counts
             shutil.copyfile(dump / "utt2num_samples", tmp / "speech_shape")
         for name, lang, enc in (("text_shape", tgt, enc_tgt), ("src_text_shape", src, enc_src)):
-            table = read_table(dump / f"text.{lang}")
+            table = read_texts(dump / f"text.{lang}")
             with open(tmp / name, "w", encoding="utf-8") as f:
                 f.writelines(f"{k} {max(1, len(enc(v)))}\n" for k, v in table.items())
         names = sorted(p.name for p in tmp.iterdir())
@@ -164,13 +164,13 @@ def mt_text(out: Path, src: str, tgt: str, dumps: Sequence[Path], src_files: Seq
     stamp.identities()
     rows: Dict[str, tuple] = {}
     for d in dumps:
-        s_tab, t_tab, speeds = read_table(d / f"text.{src}"), read_table(d / f"text.{tgt}"), read_speeds(d)
+        s_tab, t_tab, speeds = read_texts(d / f"text.{src}"), read_texts(d / f"text.{tgt}"), read_speeds(d)
         for k, v in s_tab.items():
             if not is_perturbed(speeds, k):
                 rows[k] = (v, t_tab[k])
     for i, (sf, tf) in enumerate(zip(src_files, tgt_files)):
-        s_lines = Path(sf).read_text(encoding="utf-8").splitlines()
-        t_lines = Path(tf).read_text(encoding="utf-8").splitlines()
+        s_lines = Path(sf).read_text(encoding="utf-8-sig").splitlines()  # (LF, CRLF and CR-only line ends)
+        t_lines = Path(tf).read_text(encoding="utf-8-sig").splitlines()
         if len(s_lines) != len(t_lines):
             raise InputError(f"{len(s_lines)} lines but {tf} has {len(t_lines)}", sf,
                              fix="the two sides of a parallel text must have the same number of lines")

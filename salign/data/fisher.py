@@ -90,6 +90,7 @@ import os
 import re
 import shlex
 import shutil
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,8 +242,9 @@ _NOISY_PUNCT = re.compile(r"[()<>\[\]{}\\/;~=\u00b7*]")
 
 
 def espnet_normalize(text: str) -> str:
-    """ESPnet's ``local/normalize_punctuation.pl`` (fisher_callhome_spanish st1) on one line."""
-    text = f" {text.strip()} "
+    """ESPnet's ``local/normalize_punctuation.pl`` (fisher_callhome_spanish st1) on one line, in Unicode NFC (as every
+    salign text reader: decomposed accents would not match the rules nor score as the same characters)."""
+    text = f" {unicodedata.normalize('NFC', text).strip()} "
     for kind, pat, rep in _ESPNET_RULES:
         text = re.sub(pat, rep, text) if kind == "re" else text.replace(pat, rep)
     text = _NOISY_PUNCT.sub(" ", text)

@@ -7,27 +7,55 @@ One rule for every file, every tool:
   a line with only a key has the empty value (an empty hypothesis or text);
 * blank lines (empty or whitespace only) are skipped;
 * a duplicate key is an error naming ``file:line``, the key and the line it first appeared on;
-* lines end at LF (a CR before it goes with the trailing whitespace); a CR inside a line is an error naming
-  ``file:line`` (a universal-newline reader would cut the line in two and make its tail a bogus key);
+* lines end at LF (a CR before it goes with the trailing whitespace), or at CR in a file whose first line ends in
+  a CR alone (old Mac line ends: every line ends so); a CR inside a line of an LF file is an error naming
+  ``file:line`` (a universal-newline reader would cut the line in two and make its tail a bogus key), and the fix
+  (:data:`CR_FIX`) keeps every line;
 * a UTF-8 byte-order mark at the start of the file, of a line or of a value is ignored (it would otherwise become
   part of a key or reach a BLEU reference); bytes that are not UTF-8 are an error;
 * a missing file is an error (unless the caller says the file is optional); an empty file is an empty table;
 * entries keep file order; :func:`write_table` writes them sorted by key in C-locale (code point) order, atomically.
 
 ``read_table(path)`` gives ``{key: value}``; ``iter_table(path)`` gives ``(line, key, value)`` for callers that
-report errors by line or read only some keys. Data-dir logic (segments, speed factors, validation) is in
-:mod:`salign.data.datadir`, built on these.
+report errors by line or read only some keys. ``read_texts(path)`` is the reader of transcripts, translations and
+hypotheses: ``read_table`` with every value in Unicode NFC (composed accents, as SentencePiece and sacreBLEU see them:
+an NFD reference would otherwise score identical sentences far below 100). Data-dir logic (segments, speed
+factors, validation) is in :mod:`salign.data.datadir`, built on these.
 """
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Collection, Dict, Iterator, Mapping, Optional, Tuple
 
 from salign.utils.io import InputError, PathLike, atomic_write
 
-__all__ = ["iter_table", "read_table", "write_table"]
+__all__ = ["CR_FIX", "iter_table", "line_end", "nfc", "read_table", "read_texts", "write_table"]
 
 MISSING_FIX = "re-run the stage that writes it"
+
+
+def cr_fix(path: PathLike) -> str:
+    """The fix for a CR inside a line: each becomes a space (a CRLF line end loses its CR); no line is joined."""
+    return f"replace it by a space, e.g. sed -i 's/\\r$//; s/\\r/ /g' {path}"
+
+
+CR_FIX = cr_fix("FILE")
+
+
+def line_end(head: str) -> str:
+    """A text's line end, from its first one: ``"\\r"`` when the first line ends in a CR alone (an old-Mac file),
+    else ``"\\n"`` (LF, or CRLF: the CR then goes with the line's trailing whitespace)."""
+    i = head.find("\r")
+    j = head.find("\n")
+    if i >= 0 and (j < 0 or i < j) and head[i + 1: i + 2] != "\n" and i + 1 < len(head):
+        return "\r"
+    return "\n"
+
+
+def nfc(text: str) -> str:
+    """Unicode NFC (canonical composition): ``e`` + combining acute becomes ``é``; what every text reader applies."""
+    return unicodedata.normalize("NFC", text) if not text.isascii() else text
 
 
 def iter_table(path: PathLike, keys: Optional[Collection[str]] = None,
@@ -39,11 +67,16 @@ def iter_table(path: PathLike, keys: Optional[Collection[str]] = None,
     """
     seen: Dict[str, int] = {}
     try:
-        with open(path, encoding="utf-8-sig", newline="\n") as f:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            end = line_end(f.read(1 << 16))
+        other = "\n" if end == "\r" else "\r"
+        with open(path, encoding="utf-8-sig", newline=end) as f:
             for lineno, line in enumerate(f, 1):
-                if "\r" in line and "\r" in line.rstrip():
-                    raise InputError("carriage return (CR) inside the line", path, lineno,
-                                     f"remove it, e.g. sed -i 's/\\r//g' {path}")
+                if other in line and (end == "\r" or other in line.rstrip()):
+                    what = "line feed (LF) inside the line of a file whose lines end in CR" if end == "\r" \
+                        else "carriage return (CR) inside the line"
+                    raise InputError(what, path, lineno, cr_fix(path) if end == "\n" else
+                                     f"give the file one kind of line end, e.g. tr '\\r' '\\n' < {path} > {path}.lf")
                 parts = line.lstrip("\ufeff").split(maxsplit=1)
                 if not parts:
                     continue
@@ -69,6 +102,12 @@ def read_table(path: PathLike, keys: Optional[Collection[str]] = None, required:
     if not required and not Path(path).is_file():
         return {}
     return {key: value for _, key, value in iter_table(path, keys, fix)}
+
+
+def read_texts(path: PathLike, keys: Optional[Collection[str]] = None, required: bool = True,
+               fix: str = MISSING_FIX) -> Dict[str, str]:
+    """A text table (transcripts, translations, hypotheses) as :func:`read_table` gives it, every value in NFC."""
+    return {key: nfc(value) for key, value in read_table(path, keys, required, fix).items()}
 
 
 def write_table(path: PathLike, mapping: Mapping[str, str]) -> None:

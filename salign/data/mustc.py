@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from salign.data.datadir import SEGMENT_TOLERANCE, check_segment_end, format_time, spk2utt_from_utt2spk
-from salign.data.kaldi import write_table
+from salign.data.kaldi import cr_fix, line_end, write_table
 from salign.text.normalize import normalize_source, normalize_target
 from salign.utils.io import InputError, PathLike, atomic_dir
 from salign.utils.stamp import Stamp
@@ -159,9 +159,10 @@ def speaker_id(raw: str) -> str:
 
 
 def _read_lines(path: Path) -> List[str]:
-    """The lines of a MuST-C text file: split on LF only, one CR before it dropped (CRLF files), a UTF-8 byte-order
-    mark at the start dropped (it would reach the BLEU reference); a CR inside a line is an error naming the line
-    (a universal-newline reader would split the sentence and shift every later line)."""
+    """The lines of a MuST-C text file: split on LF (one CR before it dropped: CRLF files), or on CR in a file whose
+    first line ends in a CR alone (old Mac line ends); a UTF-8 byte-order mark at the start dropped (it would reach
+    the BLEU reference); a CR inside a line of an LF file is an error naming the line (a universal-newline reader
+    would split the sentence and shift every later line) with a fix that keeps every line."""
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -172,13 +173,17 @@ def _read_lines(path: Path) -> List[str]:
     except UnicodeDecodeError as exc:
         line = exc.object.count(b"\n", 0, exc.start) + 1
         raise InputError(f"not UTF-8 ({exc.reason})", path, line, fix="convert the file to UTF-8") from None
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.removeprefix("\ufeff").split("\n")]
+    text = text.removeprefix("\ufeff")
+    end = line_end(text[: 1 << 16])
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split(end)]
     if lines and lines[-1] == "":
         lines.pop()
     for i, ln in enumerate(lines, 1):
-        if "\r" in ln:
-            raise InputError("carriage return (CR) inside the line", path, i,
-                             fix=f"remove it, e.g. sed -i 's/\\r//g' {path}")
+        if "\r" in ln or "\n" in ln:
+            raise InputError("carriage return (CR) inside the line" if end == "\n" else
+                             "line feed (LF) inside the line of a file whose lines end in CR", path, i,
+                             fix=cr_fix(path) if end == "\n" else
+                             f"give the file one kind of line end, e.g. tr '\\r' '\\n' < {path} > {path}.lf")
     return lines
 
 

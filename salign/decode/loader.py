@@ -1,7 +1,8 @@
 """The one way salign's decoding and analysis tools load a trained model and its test data.
 
 * :func:`load_model`: ``SAlignSTTask.build_model_from_file`` in eval mode and the wanted dtype (what ESPnet's
-  ``Speech2Text`` does), with one-line errors for missing or mismatched files; a speech-LLM config (it has
+  ``Speech2Text`` does), with one-line errors for missing or mismatched files (the model file's own checks:
+  :func:`salign.utils.checkpoint.check_model_file`, importable from here too); a speech-LLM config (it has
   ``lm:``, :func:`is_llm_config`) is built by :class:`salign.llm.task.LLMSTTask` instead (:func:`task_of`).
 * :func:`speech_items`: (key, speech) through ESPnet's streaming iterator and the model's preprocessor, exactly as
   ``st_inference`` reads it (``kaldi_ark`` features or ``sound`` audio); None for an utterance too short for the
@@ -13,8 +14,6 @@
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Iterator, List, Optional, Sequence, Tuple
@@ -22,8 +21,10 @@ from typing import Collection, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from salign.data.kaldi import iter_table
+from salign.data.kaldi import iter_table, nfc
+from salign.utils.checkpoint import LOAD_ERRORS, MODEL_FIX, check_model_file
 from salign.utils.io import InputError
+from salign.utils.package import check_named_files
 
 DataSpec = Sequence[Tuple[str, str, str]]  # ESPnet's --data_path_and_name_and_type triples
 
@@ -48,59 +49,6 @@ def task_of(train_args):
     return SAlignSTTask
 
 
-#: the advice for a missing, empty or truncated model file (the recipe's stage 12 and 14 read ``--inference_model``)
-MODEL_FIX = ("re-run training (stage 11) to write it, or pick a checkpoint that exists with the recipe's "
-             "--inference_model (e.g. valid.acc.best.pth)")
-#: what ``torch.load`` raises for a truncated or corrupt file (zip reader, pickle, short reads)
-LOAD_ERRORS = (OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, UnicodeDecodeError)
-
-
-def check_model_file(path: str, flag: str = "--st_model_file", deep: bool = False) -> None:
-    """One line (:class:`InputError`) for a model file that cannot be loaded: missing (or a broken link such as
-    ``valid.acc.ave.pth`` without its target), empty, not a PyTorch file, or a zip archive cut short (an interrupted
-    save or copy: the archive's index at its end is missing or points past the end). Cheap: the archive's index
-    only; ``deep`` also reads every entry against its checksum, so that damage inside the archive is found too."""
-    if not path:
-        raise InputError(f"no model file given ({flag})", fix=f"give {flag} (the .pth written by training)")
-    p = Path(path)
-    if not p.exists():
-        what = f"broken link to '{os.readlink(p)}'" if p.is_symlink() else "model file not found"
-        raise InputError(f"{what} (given as {flag})", p, fix=MODEL_FIX)
-    if p.is_dir():
-        raise InputError(f"a directory, not a model file (given as {flag})", p, fix=MODEL_FIX)
-    try:
-        size = p.stat().st_size
-        with open(p, "rb") as f:
-            head = f.read(4)
-        if size == 0:
-            raise InputError(f"empty model file (given as {flag}; interrupted while it was written?)", p,
-                             fix=MODEL_FIX)
-        if head[:2] == b"PK":  # torch.save's zip format
-            with zipfile.ZipFile(p) as z:
-                infos = z.infolist()
-                if not infos or any(i.header_offset + i.compress_size > size for i in infos):
-                    raise zipfile.BadZipFile("an entry lies past the end of the file")
-                bad = z.testzip() if deep else None  # every entry against its CRC-32
-            if bad is not None:
-                raise InputError(f"corrupt model file (its entry '{bad}' fails its checksum; given as {flag})", p,
-                                 fix=MODEL_FIX)
-        elif head[:1] != b"\x80":  # nor the legacy pickle format
-            raise InputError(f"not a PyTorch model file (given as {flag})", p, fix=MODEL_FIX)
-        elif deep:
-            torch.load(p, map_location="cpu", weights_only=False)
-    except InputError:
-        raise
-    except PermissionError:
-        raise InputError(f"cannot read the model file (permission denied; given as {flag})", p,
-                         fix="make it readable (chmod a+r)") from None
-    except zipfile.BadZipFile:
-        raise InputError(f"truncated model file (its zip index is missing or points past the end; given as {flag})",
-                         p, fix=MODEL_FIX) from None
-    except (*LOAD_ERRORS, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"truncated or corrupt model file ({first}; given as {flag})", p, fix=MODEL_FIX) from None
-
-
 def load_model(config: str, model_file: str, device: str = "cpu", dtype: str = "float32"):
     """The trained model (eval mode, ``dtype``, on ``device``) and its training options, as ``Speech2Text`` builds
     them; returns (model, train_args). A missing, empty or truncated model file is one line (:func:`check_model_file`)
@@ -112,6 +60,7 @@ def load_model(config: str, model_file: str, device: str = "cpu", dtype: str = "
         raise InputError("no such file", config or "(none)",
                          fix="pass the trained model's config.yaml to --st_train_config")
     check_model_file(model_file)
+    check_named_files(config)  # a missing CMVN file or token list is named as such, not as a damaged model
     task, trainer = SAlignSTTask, "st_train"
     if is_llm_config(config):
         from salign.llm.task import LLMSTTask
@@ -119,6 +68,13 @@ def load_model(config: str, model_file: str, device: str = "cpu", dtype: str = "
         task, trainer = LLMSTTask, "llm_train"
     try:
         model, train_args = task.build_model_from_file(config, model_file, device)
+    except FileNotFoundError as exc:  # a file the config names (where check_named_files could not see it)
+        if exc.filename and os.path.realpath(exc.filename) != os.path.realpath(model_file):
+            raise InputError(f"the config names {exc.filename}, which does not exist here", config,
+                             fix="decode in the recipe directory the model was trained in, or use its packed "
+                                 "model.zip (stage 14)") from None
+        raise InputError("truncated or corrupt model file (a part of it is missing)", model_file,
+                         fix=MODEL_FIX) from None
     except LOAD_ERRORS as exc:  # damage inside an archive whose index is intact
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise InputError(f"truncated or corrupt model file ({first})", model_file, fix=MODEL_FIX) from None
@@ -165,7 +121,7 @@ def speech_items(model: torch.nn.Module, train_args, data: DataSpec, key_file: O
 def text_items(train_args, path: str, keys: Optional[Collection[str]] = None
                ) -> Iterator[Tuple[str, Optional[torch.Tensor]]]:
     """(key, source token ids) of a Kaldi ``utt text`` file (only ``keys`` when given); None for an empty
-    transcript. Tokenised by the model's preprocessor, as in training."""
+    transcript (NFC, as every text reader). Tokenised by the model's preprocessor, as in training."""
     import logging
 
     preprocess = task_of(train_args).build_preprocess_fn(train_args, False)
@@ -173,7 +129,7 @@ def text_items(train_args, path: str, keys: Optional[Collection[str]] = None
         raise InputError("the model's config has use_preprocessor: false, so transcripts cannot be tokenised",
                          fix="use a model trained with ESPnet's default preprocessor")
     for _, key, line in iter_table(path, keys, fix="pass the set's transcript file"):
-        ids = preprocess(key, {"src_text": line})["src_text"]
+        ids = preprocess(key, {"src_text": nfc(line)})["src_text"]
         if len(ids) == 0:
             logging.warning("empty transcript for %s", key)
             yield key, None

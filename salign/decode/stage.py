@@ -1,6 +1,6 @@
 """The recipe's decoding stage (stage 12): every set decoded as every task, in ``nj`` jobs plus one merge.
 
-``st_inference --decode_sets "tst-COMMON tst-HE" --tasks "st mt asr" --dump_dir dump/filtered --exp_dir exp/st
+``st_inference --decode_sets "tst-COMMON tst-HE" --tasks "st mt asr" --dump_dir dump/fbank/filtered --exp_dir exp/st
 --nj N --job J`` decodes job J's share of the keys of each set (:func:`salign.decode.jobs.key_shares` of the sorted
 keys of ``<dump_dir>/<set>/<speech scp>``) as each task into ``<exp_dir>/decode_<task>_<set>/output.J``, one process,
 each model loaded once. The same options with ``--merge`` instead of ``--job`` merge the jobs' outputs into
@@ -41,7 +41,8 @@ def add_stage_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("Recipe decoding stage (all sets and tasks; --job J of --nj, then --merge)")
     g.add_argument("--decode_sets", default=None, help="the sets under --dump_dir to decode (space-separated)")
     g.add_argument("--tasks", default="st mt asr", help="tasks to decode each set as (space-separated)")
-    g.add_argument("--dump_dir", default="dump/filtered", help="holds <set>/<speech scp> and <set>/text.<src_lang>")
+    g.add_argument("--dump_dir", default="dump/fbank/filtered",
+                   help="holds <set>/<speech scp> and <set>/text.<src_lang>")
     g.add_argument("--exp_dir", default=None, help="the model's dir: outputs go to <exp_dir>/decode_<task>_<set>")
     g.add_argument("--speech", default="feats.scp,speech,kaldi_ark",
                    help="the speech file of each set, name and type (wav.scp,speech,sound for raw audio)")

@@ -13,8 +13,10 @@
 Checkpoints (ESPnet's ``checkpoint.pth``, ``<n>epoch.pth``, averaged and packed models) hold what training changes:
 with ``finetune: frozen`` or ``lora`` the LM's frozen base weights are left out (a 7B LM would add 14 GB to each
 epoch's file); they are read from ``path`` whenever the model is built, for training, resume and decoding alike. A
-fingerprint of the base (``config.json`` and the weight files' names and sizes) is saved instead, and a checkpoint
-loaded over a different base directory is a one-line error. ``save_frozen: true`` writes everything, as ESPnet does.
+fingerprint of the base (``config.json``, the weight files' names and sizes, and the content of blocks sampled over each
+weight file) is saved instead, and a checkpoint loaded over a different base directory is a one-line error -- also for
+an LM with the same config and file sizes but other weights (e.g. re-seeded). ``save_frozen: true`` writes
+everything, as ESPnet does.
 
 Nothing is ever downloaded: the model and tokenizer load with ``local_files_only=True`` (and ``HF_HUB_OFFLINE=1`` is
 set if unset); a missing directory is a one-line error naming the path. Tokens are the LM tokenizer's: the task's
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -37,16 +40,42 @@ FINETUNE = ("frozen", "full", "lora")
 FINGERPRINT = "base_fingerprint"  # buffer name: 16 bytes of a hash of the base model directory (as float64 0..255)
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+SAMPLE_BLOCKS, BLOCK_BYTES = 64, 4096  # per weight file: content read, whatever its size (256 KiB at most)
+
+
+def _weight_files(model_dir: Path) -> List[Path]:
+    return [f for f in sorted(model_dir.iterdir()) if f.suffix in WEIGHT_SUFFIXES and f.is_file()]
+
+
 def base_fingerprint(model_dir: Path) -> torch.Tensor:
-    """16 bytes identifying a model directory's base weights: ``config.json`` and each weight file's name and size.
+    """16 bytes identifying a model directory's base weights: ``config.json``, and each weight file's name, size
+    and the content of :data:`SAMPLE_BLOCKS` blocks spread evenly over it (first and last included): a re-seeded or
+    otherwise retrained LM with the same config and file sizes differs in them.
 
     Float64 values 0..255: ESPnet's checkpoint averaging divides float tensors by n (exact here) and would sum
     integer ones."""
     h = hashlib.sha256((model_dir / "config.json").read_bytes())
-    for f in sorted(model_dir.iterdir()):
-        if f.suffix in (".safetensors", ".bin", ".pt", ".pth") and f.is_file():
-            h.update(f"{f.name}:{f.stat().st_size}".encode())
+    for f in _weight_files(model_dir):
+        size = f.stat().st_size
+        h.update(f"{f.name}:{size}".encode())
+        with open(f, "rb") as fh:
+            last = max(size - BLOCK_BYTES, 0)
+            for i in range(SAMPLE_BLOCKS):
+                fh.seek(last * i // (SAMPLE_BLOCKS - 1))
+                h.update(fh.read(BLOCK_BYTES))
     return torch.tensor(list(h.digest()[:16]), dtype=torch.float64)
+
+
+def legacy_fingerprint(model_dir: Path) -> torch.Tensor:
+    """The fingerprint of checkpoints written before the weights' content counted: ``config.json`` and each weight
+    file's name and size only (accepted, with a warning: such a checkpoint cannot tell a re-seeded LM apart)."""
+    h = hashlib.sha256((model_dir / "config.json").read_bytes())
+    for f in _weight_files(model_dir):
+        h.update(f"{f.name}:{f.stat().st_size}".encode())
+    return torch.tensor(list(h.digest()[:16]), dtype=torch.float64)
+
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -154,7 +183,14 @@ class HFCausalLM(AbsCausalLM):
         if saved is None:  # a checkpoint that holds every weight (save_frozen, or written before this option)
             state_dict[prefix + FINGERPRINT] = getattr(self, FINGERPRINT).clone()
             return
-        if not torch.equal(saved.detach().cpu().double(), getattr(self, FINGERPRINT).cpu()):
+        saved = saved.detach().cpu().double()
+        if not torch.equal(saved, getattr(self, FINGERPRINT).cpu()):
+            if torch.equal(saved, legacy_fingerprint(Path(self.path))):
+                logging.warning("%s: the checkpoint was saved by an older salign, whose base-LM check saw config.json "
+                                "and the weight files' sizes only: a different LM with the same config and sizes would "
+                                "not be noticed", self.path)
+                state_dict[prefix + FINGERPRINT] = getattr(self, FINGERPRINT).clone()
+                return
             raise InputError("the checkpoint was trained on another base LM than this directory (its frozen weights "
                              "are not in the checkpoint)", self.path,
                              fix="set lm_conf.path (config.yaml, or --lm_conf path=DIR) to the directory it was "

@@ -1,6 +1,6 @@
 """The speech-LLM model: speech encoder -> frame stacking -> projector -> decoder-only LM (AI-STA's setting).
 
-Data flow (see ``../shared/docs/method.md`` §2)::
+Data flow (see ``docs/method.md`` §2)::
 
     speech ─ frontend/normalize ─ encoder ─┬─ CTC over the LM's tokens (optional)
                                            └─ stack k frames ─ projector ─┐

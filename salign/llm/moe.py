@@ -1,4 +1,4 @@
-"""Mixture-of-Experts speech projector with language expert groups (code-switch ST, ``../shared/docs/method.md`` §3).
+"""Mixture-of-Experts speech projector with language expert groups (code-switch ST, ``docs/method.md`` §3).
 
 ``--projector moe`` (``projector_conf``: every knob below, the auxiliary-loss weights included). The formulas, the
 defaults and what is not there yet are in ``docs/moe.md``; in short, for a stacked frame ``x``::

@@ -10,7 +10,8 @@ composable with ``multi``; ``align_conf.layers_file`` reads ``select_layers``' o
 Tokenisation: with ``--lm tiny`` ESPnet's own preprocessor maps ``text``/``src_text`` through ``--token_list`` /
 ``--bpemodel`` (one joint list: the transcript is LM input too); with ``--lm hf`` the task's preprocessor is
 :class:`salign.llm.preprocess.HFTokenizerPreprocessor` (the LM's tokenizer, from ``lm_conf.path``) and
-``--token_list`` is not needed. ESPnet's trainer, ``--resume``, checkpoint averaging and ``--ngpu`` work unchanged.
+``--token_list`` is neither needed nor kept (one given is ignored: config.yaml records none, so decoding and packing
+never need one). ESPnet's trainer, ``--resume``, checkpoint averaging and ``--ngpu`` work unchanged.
 """
 from __future__ import annotations
 
@@ -86,6 +87,12 @@ class LLMSTTask(SpeechTaskMixin, STTask):
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> SpeechLLMModel:
         """Build :class:`SpeechLLMModel` from the parsed arguments (or a saved config.yaml)."""
+        if args.lm == "hf":
+            # the LM's tokenizer is the vocabulary: a token list given anyway (the recipe passes its own) is neither
+            # read nor kept, so the trained model (config.yaml, a packed model) never needs one
+            if args.token_list is not None or getattr(args, "src_token_list", None) is not None:
+                logging.info("lm: hf tokenises with the LM's tokenizer: --token_list/--src_token_list not used")
+            args.token_list = args.src_token_list = None
         token_list = read_token_list(args.token_list)
         src_token_list = read_token_list(getattr(args, "src_token_list", None))
         if args.lm == "tiny":

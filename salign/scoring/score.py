@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import jiwer
 from sacrebleu.metrics import BLEU, CHRF, TER
 
-from salign.data.kaldi import read_table
+from salign.data.kaldi import read_texts
 from salign.utils.io import InputError, PathLike, atomic_write
 
 TASKS = ("st", "mt", "asr")
@@ -26,8 +26,10 @@ _SPACES = re.compile(r"\s+")
 
 
 def read_text(path: PathLike) -> Dict[str, str]:
-    """A Kaldi text file as ``{utt: text}`` (file order; :mod:`salign.data.kaldi` rules); an empty file is an error."""
-    out = read_table(path, fix="check the decode dir or the reference path")
+    """A Kaldi text file as ``{utt: text}`` (file order; :mod:`salign.data.kaldi` rules, every text in NFC: hypotheses
+    and references alike, so decomposed accents on either side score as the same characters); an empty file is an
+    error."""
+    out = read_texts(path, fix="check the decode dir or the reference path")
     if not out:
         raise InputError("no utterances", path, fix="check that decoding finished")
     return out

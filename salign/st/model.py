@@ -1,6 +1,6 @@
 """The unified S-Align model: one network for speech translation (ST), machine translation (MT) and ASR.
 
-Data flow (see ``../shared/docs/method.md``)::
+Data flow (see ``docs/method.md``)::
 
     speech ─ frontend/normalize ─ A-enc ─┬─ CTC over the source vocabulary (ASR)
                                          └─ CTC shrink ─ adapter (Linear+LN) ─┐

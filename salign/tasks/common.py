@@ -1,11 +1,15 @@
 """What the ESPnet tasks of both model families share (S-Align: :mod:`salign.tasks.st`; speech-LLM:
-:mod:`salign.llm.task`): reading token lists, building the speech front end and the acoustic encoder, and building
-a trained model from its files without re-reading pre-trained weights."""
+:mod:`salign.llm.task`): reading token lists, building the speech front end and the acoustic encoder, building
+a trained model from its files without re-reading pre-trained weights, and the trainer
+(:class:`salign.tasks.trainer.SafeTrainer`: verified resume and averaging, atomic space-checked saves)."""
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 from typing import List, Optional, Tuple
 
+import yaml
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from espnet2.asr.preencoder.abs_preencoder import AbsPreEncoder
@@ -17,7 +21,9 @@ from espnet2.train.class_choices import ClassChoices
 from salign.st.hubert import HuBERTEncoder
 from salign.st.stack import FrameStack
 from salign.st.whisper import WhisperEncoder
+from salign.tasks.trainer import SafeTrainer
 from salign.utils.io import InputError
+from salign.utils.package import resolve_config
 
 #: frame stacking (``stack``: k fbank frames -> one, before the encoder) or ESPnet's pre-encoders, both families
 preencoder_choices = ClassChoices(
@@ -48,6 +54,9 @@ def read_token_list(value) -> Optional[List[str]]:
 class SpeechTaskMixin:
     """Shared class methods of salign's ESPnet tasks (put before ESPnet's task class in the bases)."""
 
+    #: ESPnet's trainer with verified resume and averaging and atomic, space-checked checkpoint saves
+    trainer = SafeTrainer
+
     #: True while a trained model is rebuilt from config.yaml + model file (pre-trained weights are not re-read)
     _building_from_file = False
 
@@ -65,9 +74,17 @@ class SpeechTaskMixin:
     @classmethod
     def build_model_from_file(cls, config_file=None, model_file=None, device: str = "cpu"):
         """As ESPnet's, but options that load pre-trained weights (``--init_from_mt``, an SSL encoder checkpoint)
-        are not re-read: the model file has the trained weights."""
+        are not re-read: the model file has the trained weights; and a config inside an unpacked model archive names
+        the archive's own files (:func:`salign.utils.package.resolve_config`)."""
         cls._building_from_file = True
         try:
+            if config_file is not None:
+                conf, changed = resolve_config(config_file)
+                if changed:  # a packaged model: its config names the package's own files
+                    with tempfile.TemporaryDirectory(prefix="salign_config_") as tmp:
+                        resolved = Path(tmp) / "config.yaml"
+                        resolved.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+                        return super().build_model_from_file(resolved, model_file, device)  # type: ignore[misc]
             return super().build_model_from_file(config_file, model_file, device)  # type: ignore[misc]
         finally:
             cls._building_from_file = False

@@ -3,8 +3,9 @@
 ``normalize_source`` produces the form used for CTC/ASR targets and as the MT input: lower-case, no punctuation
 (apostrophes inside words are kept, e.g. ``don't``), no MuST-C sound annotations such as ``(Laughter)`` or
 ``[inaudible]``, single spaces. It is Unicode-aware: accented letters and non-Latin scripts are kept.
-``normalize_target`` only collapses whitespace (and drops byte-order marks): targets stay true-cased and punctuated
-for BLEU.
+``normalize_target`` only collapses whitespace, drops byte-order marks and composes accents (Unicode NFC): targets
+stay true-cased and punctuated for BLEU. Both sides are NFC (as SentencePiece and sacreBLEU see text): a reference
+with decomposed accents (NFD, e.g. from macOS) would otherwise score identical sentences far below 100.
 """
 from __future__ import annotations
 
@@ -60,6 +61,6 @@ def normalize_source(text: str) -> str:
 
 
 def normalize_target(text: str) -> str:
-    """Drop byte-order marks (U+FEFF), collapse runs of whitespace to one space and strip the ends; nothing else
-    changes."""
-    return " ".join(text.replace("\ufeff", "").split())
+    """Drop byte-order marks (U+FEFF), compose accents (NFC), collapse runs of whitespace to one space and strip the
+    ends; nothing else changes."""
+    return " ".join(unicodedata.normalize("NFC", text.replace("\ufeff", "")).split())

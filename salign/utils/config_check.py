@@ -425,7 +425,7 @@ def _parser(task: str) -> argparse.ArgumentParser:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if task == "decode":
-                from salign.bin.st_inference import get_parser
+                from salign.decode.parser import get_parser
             elif task == "espnet_decode":
                 from espnet2.bin.st_inference import get_parser
             else:
@@ -578,3 +578,34 @@ def check_configs(configs: Sequence[Tuple[str, str]]) -> List[Problem]:
     for path, task in configs:
         out.extend(check_config(path, task))
     return out
+
+
+def config_argument(argv: Sequence[str]) -> Optional[str]:
+    """The value of the last ``--config FILE`` / ``--config=FILE`` of a command line (argparse's rule), or None."""
+    found = None
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith("--config="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def check_entry_config(argv: Sequence[str], task: str, tool: str) -> None:
+    """The checks of :func:`check_config` on the ``--config`` of an entry point's command line (``salign.bin.st_train``
+    and ``llm_train``: the training config, task ``st`` / ``llm``; ``salign.bin.st_inference``: the decoding config,
+    task ``decode``), in the process that is about to use it (its task is imported already: no second ESPnet start).
+    Every problem is one ``ERROR [tool]: FILE:LINE: key: what (fix: ...)`` line on stderr, then exit status 2, before
+    any output is written; ``--print_config``/``--help`` and a command line without ``--config`` pass."""
+    import sys
+
+    if any(a in ("--print_config", "--help", "-h") for a in argv):
+        return
+    path = config_argument(argv)
+    if not path or not Path(path).is_file():
+        return  # none given, or missing: the entry point's own parser says so
+    problems = check_config(path, task)
+    for problem in problems:
+        print(f"ERROR [{tool}]: {problem}", file=sys.stderr)
+    if problems:
+        sys.exit(2)

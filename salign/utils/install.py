@@ -19,6 +19,8 @@ PY_MODULES: List[Tuple[str, str]] = [
     ("jiwer", "tools/venv/bin/pip install jiwer"),
     ("yaml", "tools/venv/bin/pip install pyyaml"),
     ("editdistance", "tools/venv/bin/pip install editdistance"),
+    ("espnet_model_zoo", "tools/venv/bin/pip install pandas && tools/venv/bin/pip install --no-deps "
+                         "espnet_model_zoo==0.1.7"),
     ("salign", "tools/venv/bin/pip install --no-deps -e ."),
 ]
 COMMANDS: List[Tuple[str, str]] = [

@@ -6,10 +6,14 @@ A :class:`Stamp` is a JSON file written after a step finished. It records
   hashing it would cost more than the step it guards); a directory by the same for every file inside it (recursively,
   sorted by relative path; the stamp file itself is left out);
 * the options (any JSON value; compared by their JSON text);
-* the outputs the step produced (they must exist when the stamp is written and still exist when it is checked).
+* the outputs the step produced (they must exist when the stamp is written and still exist when it is checked; a
+  model file, ``*.pth``, must also still be whole: its zip index intact,
+  :func:`salign.utils.checkpoint.describe_damage`).
 
 :meth:`Stamp.reason` is ``None`` when the stamp exists and all of that matches; otherwise it is a one-line reason to
-redo the step ("no stamp", "input data/train/wav.scp changed", "option nbpe changed", "output ... is missing").
+redo the step ("no stamp", "input data/train/wav.scp changed", "option nbpe changed", "output ... is missing",
+"output exp/st/valid.acc.ave.pth: truncated model file (...)"); a reason about an output means the inputs and options
+are the same.
 Inputs are hashed once per :class:`Stamp` object: :meth:`Stamp.write` records what :meth:`Stamp.reason` saw, so an
 input changed while the step ran makes the next check fail. A changed file with the same name and length is seen.
 
@@ -26,6 +30,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from salign.utils.checkpoint import describe_damage
 from salign.utils.io import InputError, PathLike, atomic_write
 
 STAMP_VERSION = 1
@@ -136,6 +141,10 @@ class Stamp:
         for p in old.get("outputs") or []:
             if not Path(p).exists():
                 return f"output {p} is missing"
+            if p.endswith(".pth"):
+                damage = describe_damage(p)
+                if damage is not None:
+                    return f"output {p}: {damage}"
         return None
 
     @classmethod

@@ -44,11 +44,16 @@ def one_error(proc: subprocess.CompletedProcess, *parts: str, tool: str = "st.sh
     return line
 
 
+#: the recipe's run lock (utils/recipe_lock.sh): every run that gets past its checks says in it who holds it
+LOCK = ".salign.lock"
+
+
 def snapshot(root: Path) -> Dict[str, Tuple[int, int]]:
-    """Every file, link and directory under ``root``: relative path -> (size, mtime_ns) (a directory: (0, 0));
-    equal before and after a run means the run wrote nothing."""
+    """Every file, link and directory under ``root`` but the run lock (:data:`LOCK`): relative path -> (size,
+    mtime_ns) (a directory: (0, 0)); equal before and after a run means the run wrote nothing."""
     found: Dict[str, Tuple[int, int]] = {}
     for dirpath, dirs, files in os.walk(root):
+        files = [f for f in files if f != LOCK]
         for name in dirs + files:
             p = Path(dirpath) / name
             st = p.lstat()

@@ -1,10 +1,13 @@
 """Hostile command lines against the stage driver (egs/TEMPLATE/st.sh) and its launchers (issue 13, item 3): each is
 one ``ERROR [tool]: what (fix: ...)`` line on stderr, exit status 2, before any work (nothing is written), in a scratch
 copy of the mini recipe that holds no data yet (each run takes well under a second, except the GPU check's torch
-import). A re-run after the fix is in test_driver_stale.py (on a recipe with data)."""
+import). A re-run after the fix is in test_driver_stale.py (on a recipe with data). Issue 22: a stage range with no
+stage in it, dump names that would clash, and a second run in one recipe directory (the lock)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +123,45 @@ def test_a_bad_job_range_is_one_line_and_no_stray_file(tmp_path, launcher, jobs)
                {"SBATCH": "/nonexistent/sbatch"})
     one_error(proc, "job range", tool=launcher)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stage_range_that_holds_no_stage_is_an_error_not_done(bare):
+    """``--stage 7 --stop_stage 9`` (ESPnet's LM stages, none here) exited 0 having done nothing (issue 22)."""
+    proc = run(bare, ["./run.sh", "--debug", "true", "--stage", "7", "--stop_stage", "9"])
+    one_error(proc, "no stage in 7-9", "ESPnet's LM stages 6-9 have no counterpart here", "--stage 7 --stop_stage 10")
+    assert "done" not in proc.stdout
+
+
+@pytest.mark.parametrize("args,part", [(["--feats_tag", "a/b"], "--feats_tag 'a/b': not a directory name"),
+                                       (["--feats_tag", "filtered"], "--feats_tag 'filtered'"),
+                                       (["--test_sets", "stats"], "a set named 'stats' would share dump/fbank/stats")])
+def test_a_dump_name_that_would_clash_is_one_line(bare, args, part):
+    fails_cleanly(bare, args, part)
+
+
+def test_a_second_run_in_the_same_recipe_refuses_naming_the_first(tmp_path):
+    """Two runs in one recipe directory raced (one died on a "corrupt" checkpoint): the second now refuses at once,
+    one line naming the first's pid (issue 22). Here the first run's stage 0 (the recipe's own corpus step) waits
+    for a file; once it has ended, the same command runs."""
+    recipe = mini_recipe(tmp_path)
+    corpus = recipe / "local" / "corpus.sh"
+    corpus.write_text("#!/usr/bin/env bash\nwhile [ ! -f release ]; do sleep 0.05; done\n")
+    lock = recipe / ".salign.lock"
+    cmd = ["./run.sh", "--debug", "true", "--stage", "0", "--stop_stage", "0"]
+    env = dict(os.environ, SALIGN_ROOT=str(REPO), OMP_NUM_THREADS="1")
+    first = subprocess.Popen(cmd, cwd=recipe, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 60
+        while not (lock.is_file() and lock.read_text().strip()) and first.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        holder = int(lock.read_text().split()[0])
+        assert "st.sh" in Path(f"/proc/{holder}/cmdline").read_text().replace("\0", " ")
+        line = one_error(run(recipe, cmd), f"another run (pid {holder}: ", "is working in this recipe directory",
+                         "wait until it and its jobs have ended, or run from a copy")
+        assert str(recipe) in line
+    finally:
+        (recipe / "release").write_text("")
+        out, _ = first.communicate(timeout=60)
+    assert first.returncode == 0, out
+    proc = run(recipe, cmd)
+    assert proc.returncode == 0 and "done (stages 0..0)" in proc.stdout, proc.stdout + proc.stderr

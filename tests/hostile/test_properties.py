@@ -94,10 +94,12 @@ def test_source_normalisation_is_idempotent_and_keeps_only_words(text):
 
 @SETTINGS
 @given(texts)
-def test_target_normalisation_changes_only_whitespace_and_boms(text):
+def test_target_normalisation_changes_only_whitespace_boms_and_composition(text):
     out = normalize_target(text)
     assert normalize_target(out) == out
-    assert out.split() == text.replace("\ufeff", "").split()
+    assert out == unicodedata.normalize("NFC", out)
+    assert out.split() == unicodedata.normalize("NFC", text.replace("\ufeff", "")).split()
+    assert normalize_target(unicodedata.normalize("NFD", text)) == out  # decomposed accents: the same text
 
 
 @pytest.mark.parametrize("text,expected", [("(Applause) Don't -- it's OK?", "don't it's ok"),

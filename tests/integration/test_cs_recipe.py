@@ -107,7 +107,7 @@ def test_stages_chain_and_differ_in_one_thing(recipe):
     for d in ("notrans_s3_1", "nolang_s3_1", "linear_s3_1"):  # one difference each from main (and the paths)
         diff = {k for k in conf["main_s3_1"] if conf[d].get(k) != conf["main_s3_1"][k]}
         assert diff <= {"projector", "projector_conf", "output_dir", "init_param", "config"}, (d, diff)
-    lists = json.loads((dst / "dump" / "stats" / "lists" / "lists.json").read_text())
+    lists = json.loads((dst / "dump" / "fbank" / "stats" / "lists" / "lists.json").read_text())
     assert lists["sizes"]["replay1"] > lists["sizes"]["replay2"] > lists["sizes"]["cs"]
 
 

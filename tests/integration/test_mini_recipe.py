@@ -34,7 +34,7 @@ def test_every_stage_ran_and_the_table_was_printed(recipe):
     dst, out = recipe
     for n in (0, 1, 3, 4, 5, 10, 11, 12, 13, 14, 15):
         assert f"stage {n}" in out, n
-    table = (dst / "RESULTS.md").read_text()
+    table = (dst / "exp" / "st_train_st_salign" / "RESULTS.md").read_text()
     assert "| tst-COMMON |" in table and "| tst-HE |" in table and "| train_subset |" in table
     assert "nrefs:1|case:mixed" in table and "./run.sh --debug true" in table
     assert (dst / "exp" / "st_train_st_salign" / "packed" / "model.zip").is_file()
@@ -52,7 +52,7 @@ def results_rows(table: str) -> Dict[str, Dict[str, str]]:
 
 def test_every_score_is_a_finite_number_in_range_and_matches_its_score_file(recipe):
     dst, _ = recipe
-    rows = results_rows((dst / "RESULTS.md").read_text())
+    rows = results_rows((dst / "exp" / "st_train_st_salign" / "RESULTS.md").read_text())
     assert set(rows) == {"train_subset", "tst-COMMON", "tst-HE"}
     exp = dst / "exp" / "st_train_st_salign"
     for test_set, row in rows.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import zipfile
 
 import pytest
 import yaml
@@ -68,7 +69,7 @@ def test_training_uses_the_layers_select_layers_wrote(recipe):
 
 def test_every_task_was_decoded_and_scored(recipe):
     dst, _ = recipe
-    table = (dst / "RESULTS.md").read_text()
+    table = (dst / "exp" / EXP / "RESULTS.md").read_text()
     assert "| tst-COMMON |" in table and "| train_subset |" in table and "--model_family llm" in table
     for row in (ln for ln in table.splitlines() if ln.startswith("| tst-") or ln.startswith("| train_subset")):
         cells = [c.strip() for c in row.strip("|").split("|")[1:]]
@@ -97,9 +98,18 @@ def test_hf_lm_through_the_recipe_with_lora_and_ai_sta(recipe_hf):
     assert 0 < trainable < total  # LoRA: the LM's base weights are frozen
     chosen = set(yaml.safe_load((exp / HF_EXP / "layers.yaml").read_text())["layers"])
     assert {int(k) for k in re.findall(r"\bot_l(\d+)=", log)} == chosen
-    table = (dst / "RESULTS.md").read_text()
-    assert "./run.sh --debug true --lm hf --model_family llm --stage 11" in table
+    table = (exp / HF_EXP / "RESULTS.md").read_text()
+    # the calls that made these results: stages 0-10 by the first run, 11-13 by this one (issue 22)
+    assert ("./run.sh --debug true --model_family llm --stage 0 --stop_stage 10 && ./run.sh --debug true --lm hf "
+            "--model_family llm --stage 11 --stop_stage 13") in table
     for task in ("st", "mt", "asr"):
         hyp = exp / HF_EXP / f"decode_{task}_tst-COMMON" / "1best_recog" / "text"
         assert hyp.is_file() and len(hyp.read_text().splitlines()) == 8, task
     assert (exp / HF_EXP / "packed" / "model.zip").is_file() and (exp / HF_EXP / "gap" / "gap.json").is_file()
+    # the packed model carries what its config names (issue 22): the layers OT reads, the LM directory; no token list
+    with zipfile.ZipFile(exp / HF_EXP / "packed" / "model.zip") as z:
+        names = set(z.namelist())
+        conf = yaml.safe_load(z.read(f"exp/{HF_EXP}/config.yaml"))
+    assert f"exp/{HF_EXP}/layers.yaml" in names and "exp/tiny_hf_lm/config.json" in names, sorted(names)
+    assert conf["align_conf"]["layers_file"] == f"exp/{HF_EXP}/layers.yaml"
+    assert conf["lm_conf"]["path"] == "exp/tiny_hf_lm" and conf["token_list"] is None

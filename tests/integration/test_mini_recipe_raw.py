@@ -34,19 +34,19 @@ def test_raw_dumps_shapes_and_no_cmvn(recipe):
         utt = sorted(scp)[0]
         info = sf.info(scp[utt])
         assert (info.samplerate, info.channels, info.frames) == (16000, 1, int(n[utt]))
-    filtered = dst / "dump" / "filtered" / "train"
+    filtered = dst / "dump" / "raw" / "filtered" / "train"
     assert (filtered / "wav.scp").is_file() and not (filtered / "feats.scp").exists()
     for dset in ("train", "dev"):
-        shape = (dst / "dump" / "stats" / dset / "speech_shape").read_text().splitlines()
+        shape = (dst / "dump" / "raw" / "stats" / dset / "speech_shape").read_text().splitlines()
         assert shape and all(len(line.split()) == 2 and line.split()[1].isdigit() for line in shape)
-        assert not (dst / "dump" / "stats" / dset / "feats_stats.npz").exists()
+        assert not (dst / "dump" / "raw" / "stats" / dset / "feats_stats.npz").exists()
 
 
 def test_training_used_the_frontend_on_sound_input(recipe):
     dst, _ = recipe
     conf = yaml.safe_load((dst / "exp" / "st_train_st_raw" / "config.yaml").read_text())
     assert conf["input_size"] is None and conf["frontend"] == "default" and conf["normalize"] == "utterance_mvn"
-    assert ["dump/filtered/train/wav.scp", "speech", "sound"] in conf["train_data_path_and_name_and_type"]
+    assert ["dump/raw/filtered/train/wav.scp", "speech", "sound"] in conf["train_data_path_and_name_and_type"]
     assert conf["fold_length"][0] == 80000
 
 
@@ -58,7 +58,7 @@ def test_every_stage_ran_on_raw_audio(recipe):
     for task in ("st", "asr"):
         hyp = (exp / f"decode_{task}_tst-COMMON" / "1best_recog" / "text").read_text().splitlines()
         assert len(hyp) == 8
-    table = (dst / "RESULTS.md").read_text()
+    table = (dst / "exp" / "st_train_st_raw" / "RESULTS.md").read_text()
     assert "| tst-COMMON |" in table and "| train_subset |" in table and "--feats_type raw" in table
     assert (exp / "packed" / "model.zip").is_file() and (exp / "gap" / "gap.json").is_file()
 

@@ -2,7 +2,6 @@
 egs/TEMPLATE/st.sh runs it before stage 1. No model is built."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -232,11 +231,9 @@ def test_st_sh_fails_before_stage_1_on_a_bad_config(tmp_path):
     recipe = mini_recipe(tmp_path)
     text = (recipe / "conf" / "debug" / "train_st_salign.yaml").read_text()
     (recipe / "conf" / "debug" / "bad.yaml").write_text(text + "align_conf_typo: 1\n")
-    start = time.monotonic()
     proc = run(recipe, ["./run.sh", "--debug", "true", "--stage", "11", "--st_config", "conf/debug/bad.yaml"])
     assert proc.returncode == 2, proc.stdout + proc.stderr
     line = len(text.splitlines()) + 1
     assert f"ERROR [check_config]: conf/debug/bad.yaml:{line}: align_conf_typo: unknown option" in proc.stderr
     assert proc.stderr.count("ERROR") == 1, proc.stderr
     assert "stage 11" not in proc.stdout and not (recipe / "exp").exists(), proc.stdout
-    assert time.monotonic() - start < 60

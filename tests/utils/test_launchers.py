@@ -247,12 +247,11 @@ def test_progress_summary_while_jobs_run(tmp_path, fake_sbatch, launcher):
     old = tmp_path / "log" / "p.3.log"  # a previous run's log: 99 utterances, long done
     old.write_text("make_fbank: shard 3/3: 99/99 utterances (100%), 1 s, done\n# Ended (code 0) at then\n")
     os.utime(old, (time.time() - 3600, time.time() - 3600))
-    t0 = time.time()
     r = run([script, "--max_jobs_run", "2", "--progress_interval", "1", "JOB=1:3", "log/p.JOB.log",
              "bash", "job.sh", "10", "0.15", "JOB"], tmp_path, env)
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
-    assert len(lines) >= 3 and time.time() - t0 < 30, r.stderr
+    assert len(lines) >= 3, r.stderr
     found = [SUMMARY.match(ln) for ln in lines]
     assert all(found), r.stderr
     done = [int(m.group(2)) for m in found]
