@@ -10,24 +10,26 @@ through :func:`load_whisper`, which accepts
 - a CTranslate2 Whisper directory (``model.bin`` -- or ``model.bin.part1``, ``.part2``, ... -- with ``WhisperSpec``
   variables; float16/float32, or int8 with per-row scales), as faster-whisper ships them.
 
-Name mapping (N: layer index; CTranslate2 fuses q/k/v by rows and stores a zero key bias)::
+Name mapping (N: layer index; ``*`` encoder or decoder; CTranslate2 fuses q/k/v by rows and stores a zero key
+bias), CTranslate2 -> Hugging Face (under ``model.``) -> openai::
 
-    CTranslate2                                    Hugging Face (under model.)             openai
-    encoder/conv{1,2}/*                            encoder.conv{1,2}.*                     encoder.conv{1,2}.*
-    encoder/position_encodings/encodings           encoder.embed_positions.weight          encoder.positional_embedding
-    */layer_N/self_attention/layer_norm/{gamma,beta}  *.layers.N.self_attn_layer_norm      *.blocks.N.attn_ln
-    */layer_N/self_attention/linear_0 (q;k;v)      *.layers.N.self_attn.{q,k,v}_proj       *.blocks.N.attn.{query,key,value}
-    */layer_N/self_attention/linear_1              *.layers.N.self_attn.out_proj           *.blocks.N.attn.out
-    decoder/layer_N/attention/layer_norm           decoder.layers.N.encoder_attn_layer_norm decoder.blocks.N.cross_attn_ln
-    decoder/layer_N/attention/linear_0 (q)         decoder.layers.N.encoder_attn.q_proj    decoder.blocks.N.cross_attn.query
-    decoder/layer_N/attention/linear_1 (k;v)       decoder.layers.N.encoder_attn.{k,v}_proj  ...cross_attn.{key,value}
-    decoder/layer_N/attention/linear_2             decoder.layers.N.encoder_attn.out_proj  decoder.blocks.N.cross_attn.out
-    */layer_N/ffn/layer_norm                       *.layers.N.final_layer_norm             *.blocks.N.mlp_ln
-    */layer_N/ffn/linear_{0,1}                     *.layers.N.fc{1,2}                      *.blocks.N.mlp.{0,2}
-    encoder/layer_norm                             encoder.layer_norm                      encoder.ln_post
-    decoder/embeddings/weight                      decoder.embed_tokens.weight (proj_out)  decoder.token_embedding.weight
-    decoder/position_encodings/encodings           decoder.embed_positions.weight          decoder.positional_embedding
-    decoder/layer_norm                             decoder.layer_norm                      decoder.ln
+    encoder/conv{1,2}/*                       encoder.conv{1,2}.*                  encoder.conv{1,2}.*
+    encoder/position_encodings/encodings      encoder.embed_positions.weight       encoder.positional_embedding
+    */layer_N/self_attention/layer_norm       *.layers.N.self_attn_layer_norm      *.blocks.N.attn_ln
+    */layer_N/self_attention/linear_0         *.layers.N.self_attn.{q,k,v}_proj    *.blocks.N.attn.{query,key,value}
+    */layer_N/self_attention/linear_1         *.layers.N.self_attn.out_proj        *.blocks.N.attn.out
+    decoder/layer_N/attention/layer_norm      *.layers.N.encoder_attn_layer_norm   *.blocks.N.cross_attn_ln
+    decoder/layer_N/attention/linear_0        *.layers.N.encoder_attn.q_proj       *.blocks.N.cross_attn.query
+    decoder/layer_N/attention/linear_1 (k;v)  *.layers.N.encoder_attn.{k,v}_proj   *.blocks.N.cross_attn.{key,value}
+    decoder/layer_N/attention/linear_2        *.layers.N.encoder_attn.out_proj     *.blocks.N.cross_attn.out
+    */layer_N/ffn/layer_norm                  *.layers.N.final_layer_norm          *.blocks.N.mlp_ln
+    */layer_N/ffn/linear_{0,1}                *.layers.N.fc{1,2}                   *.blocks.N.mlp.{0,2}
+    encoder/layer_norm                        encoder.layer_norm                   encoder.ln_post
+    decoder/embeddings/weight                 decoder.embed_tokens.weight          decoder.token_embedding.weight
+    decoder/position_encodings/encodings      decoder.embed_positions.weight       decoder.positional_embedding
+    decoder/layer_norm                        decoder.layer_norm                   decoder.ln
+
+(CTranslate2 norms are ``gamma``/``beta``; Hugging Face's ``proj_out`` is tied to the token embedding.)
 """
 from __future__ import annotations
 
@@ -167,7 +169,8 @@ def openai_to_hf(dims: Dims, state: State) -> Tuple[Dict[str, Any], State]:
             name = rest
             for pat, rep in [("positional_embedding", "embed_positions.weight"),
                              ("token_embedding.weight", "embed_tokens.weight"), (r"blocks\.(\d+)\.", r"layers.\1."),
-                             (r"\.attn_ln\.", ".self_attn_layer_norm."), (r"cross_attn_ln\.", "encoder_attn_layer_norm."),
+                             (r"\.attn_ln\.", ".self_attn_layer_norm."),
+                             (r"cross_attn_ln\.", "encoder_attn_layer_norm."),
                              (r"mlp_ln\.", "final_layer_norm."), (r"mlp\.0\.", "fc1."), (r"mlp\.2\.", "fc2."),
                              (r"\.attn\.", ".self_attn."), (r"cross_attn\.", "encoder_attn."), (r"query\.", "q_proj."),
                              (r"key\.", "k_proj."), (r"value\.", "v_proj."), (r"\.out\.", ".out_proj.")]:

@@ -43,6 +43,9 @@ def encoder_fingerprint(checkpoint: Path) -> str:
     """SHA-256 over the weight files of a checkpoint (a file, or a directory's ``*.safetensors``, ``*.bin``,
     ``*.pt``, ``model.bin.part*`` and ``config.json``), so the stamp changes when the weights do."""
     checkpoint = Path(checkpoint)
+    if not checkpoint.exists():
+        raise InputError("no such encoder checkpoint", checkpoint,
+                         fix="tools/get_pretrained.sh whisper-tiny.en, and point --feats_encoder at its directory")
     files = [checkpoint] if checkpoint.is_file() else sorted(
         f for f in checkpoint.iterdir() if f.is_file() and (f.suffix in (".safetensors", ".bin", ".pt")
                                                           or f.name.startswith("model.bin") or f.name == "config.json"))
@@ -135,7 +138,7 @@ class EncoderDump(ShardedDump):
                     ark.write(f"{utt} ".encode("utf-8"))
                     scp_rows.append((utt, f"{ark_final}:{ark.tell()}"))
                     if self.dtype == "float16":
-                        write_array(ark, feats, compression_method=4)  # kTwoByte: 16 bits, one global range
+                        write_array(ark, feats, compression_method=3)  # kTwoByteAuto: 16 bits, one global range
                     else:
                         write_array(ark, feats)
                     frames[utt] = feats.shape[0]

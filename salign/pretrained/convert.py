@@ -19,8 +19,13 @@ def whisper_ct2_to_hf(src: PathLike, out: PathLike) -> None:
     ``tokenizer.json``) -> a Hugging Face ``WhisperForConditionalGeneration`` directory in ``out`` (weights in
     float16 as shipped), with a generation config that transformers' ``generate`` needs offline (start, language,
     task and no-timestamps tokens; suppressed tokens from the CTranslate2 config)."""
-    from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
-                              WhisperForConditionalGeneration, WhisperTokenizerFast)
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizerFast,
+    )
 
     src, out = Path(src), Path(out)
     dims, state = load_ct2_whisper(src, dtype=torch.float16)
