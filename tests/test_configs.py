@@ -84,7 +84,7 @@ def test_compare_rows_share_one_base(cdir):
     that only chooses the alignment loss, an MT pre-training that keeps the base's model shape (its checkpoint
     initialises every row), and ESPnet's stock model with the same batch and optimiser, frame rate, width and depth."""
     methods = {p.stem: yaml.safe_load(p.read_text()) for p in (cdir / "method").glob("*.yaml")}
-    assert set(methods) == {"baseline", "contrastive", "adversarial", "ot"}
+    assert set(methods) == {"baseline", "contrastive", "adversarial", "adversarial_official", "ot"}
     assert methods["baseline"] == {"align": None}
     for name, override in methods.items():
         assert set(override) <= {"align", "align_conf"}, name

@@ -70,7 +70,7 @@ def test_the_page_stands_alone_and_states_the_derived_setting():
     from salign.losses.adversarial import ADV_GRAD_SCALES, OFFICIAL_LOSS_SCALE, OFFICIAL_SENTENCES_PER_GPU
 
     text = DOC.read_text()
-    assert "../shared" not in text and "method.md" not in text
+    assert ".." + "/shared" not in text and "method.md" not in text
     assert f"1/{round(1 / ADV_GRAD_SCALES['official'])}" in text
     assert f"S = {OFFICIAL_LOSS_SCALE:g}" in text and f"B = 150 / 8 = {OFFICIAL_SENTENCES_PER_GPU:g}" in text
 

@@ -192,6 +192,8 @@ current_dumps() {
 # STAGE: stages 0-2 and 5 (corpus, data, token lists) in ${expdir}/.calls, 3, 4 and 10 with their dump
 # (${featdir}/.calls), 11-15 with the experiment (${st_exp}/.calls); reproduce_command: the calls that made stages 0-13
 # of this experiment (the one call when one made them all).
+# (SALIGN_ROOT: st.sh's; where this file is sourced alone, the checkout holding it)
+SALIGN_ROOT=${SALIGN_ROOT:-$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)}
 # shellcheck source-path=SCRIPTDIR source=../../utils/reproduce.sh
 . "${SALIGN_ROOT}/utils/reproduce.sh"
 calls_file() {

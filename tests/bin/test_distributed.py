@@ -48,6 +48,7 @@ def train_job(tiny_data: Path, exp: Path, cuda_cmd: str, num_nodes: int, env: Di
 die() {{ echo "ERROR [st.sh]: $*" >&2; exit 2; }}
 . {ST_LIB}
 cuda_cmd="{cuda_cmd}"; ngpu=0; num_nodes={num_nodes}
+launcher_words cuda_cmd cuda_launcher
 train_job "$@"
 """
     bindir = str(Path(sys.executable).parent)

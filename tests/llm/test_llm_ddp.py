@@ -32,6 +32,7 @@ def llm_train_job(tiny_data: Path, lm_dir: Path, exp: Path, cuda_cmd: str, num_n
 die() {{ echo "ERROR [st.sh]: $*" >&2; exit 2; }}
 . {ST_LIB}
 cuda_cmd="{cuda_cmd}"; ngpu=0; num_nodes={num_nodes}
+launcher_words cuda_cmd cuda_launcher
 train_job "$@"
 """
     full_env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **env)
