@@ -54,10 +54,11 @@ feats_type=fbank        # fbank: 80-dim fbank ark/scp, global CMVN | raw: 16 kHz
 feats_tag=              # this feature type's dump: ${dumpdir}/${feats_tag}/<set> (stage 3), .../filtered/<set> (stage
                         # 4), .../stats/<set> (stage 10); default fbank (fbank_stack<N> with --feats_stack N > 1), raw,
                         # or whisper_<encoder dir>_L<layer>, so that dumps of different feature types never share a list
-feats_encoder=          # whisper: the checkpoint (an HF/CTranslate2 directory or openai .pt; tools/get_pretrained.sh)
+feats_encoder=          # whisper: the checkpoint (an HF/CTranslate2 directory or openai .pt; tools/get_pretrained.sh),
+                        # or tiny_random: a tiny random Whisper written to <expdir>/tiny_whisper at stage 3 (debug, CI)
 feats_layer=-1          # whisper: the 1-based block whose output is stored (-1: the last, after its LayerNorm)
 feats_dtype=float32     # whisper: float32, or float16 (Kaldi 16-bit compressed matrices: half the disk)
-feats_pad_silence=0     # whisper: seconds of silence appended to each utterance before encoding
+feats_padding=utterance # whisper: utterance (encoded alone) or window (in Whisper's 30 s window, its frames kept)
 audio_format=flac       # raw: file format of the per-utterance audio (flac | wav)
 feats_stack=1           # fbank: store this many consecutive 10 ms frames as one (80*N dims at N*10 ms), i.e. the
                         # frame stacking of `--preencoder stack` done once in the dump, which every model (ESPnet's
@@ -193,8 +194,12 @@ case "${feats_type}" in fbank|raw) ;;
   whisper)
     [ -n "${feats_encoder}" ] || die "--feats_type whisper needs --feats_encoder (fix: e.g. --feats_encoder" \
       "${SALIGN_ROOT}/tools/pretrained/whisper-tiny.en, made by tools/get_pretrained.sh whisper-tiny.en)"
-    [ -e "${feats_encoder}" ] || die "--feats_encoder ${feats_encoder}: no such checkpoint (fix:" \
+    [ "${feats_encoder}" = tiny_random ] || [ -e "${feats_encoder}" ] ||
+      die "--feats_encoder ${feats_encoder}: no such checkpoint (fix:" \
       "${SALIGN_ROOT}/tools/get_pretrained.sh whisper-tiny.en, or point it at a Whisper checkpoint)"
+    case "${feats_padding}" in utterance|window) ;;
+      *) die "--feats_padding '${feats_padding}': unknown (fix: utterance or window)" ;;
+    esac
     feats_stack=2 ;;  # 20 ms frames: lengths as 10 ms fbank stacked by 2
   *) die "unknown --feats_type '${feats_type}' (fix: fbank, raw or whisper)" ;;
 esac
@@ -203,6 +208,7 @@ if [ -z "${feats_tag}" ]; then  # every dump path below is derived from it (feat
   [ "${feats_type}" != fbank ] || [ "${feats_stack}" -eq 1 ] || feats_tag=fbank_stack${feats_stack}
   if [ "${feats_type}" = whisper ]; then  # e.g. whisper-tiny.en_last, whisper-base_L4
     feats_tag=$(basename "${feats_encoder}" .pt)_L${feats_layer}; feats_tag=${feats_tag/%_L-1/_last}
+    [ "${feats_padding}" = utterance ] || feats_tag+=_window
   fi
 fi
 if ! [[ ${feats_tag} =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || [ "${feats_tag}" = filtered ] || [ "${feats_tag}" = stats ]
@@ -382,13 +388,17 @@ if run_stage 3; then
   done
   check_space "${dumpdir}" "$((secs * 32000 / 1024 + min_free_kb))" \
     "stage 3 (features of $((secs / 3600)) h of audio, and --min_free_gb)" "point --dumpdir to a larger disk"
+  if [ "${feats_type}" = whisper ] && [ "${feats_encoder}" = tiny_random ]; then  # the debug stand-in (same each time)
+    feats_encoder=${expdir}/tiny_whisper
+    python -m salign.bin.make_tiny_whisper --out "${feats_encoder}"
+  fi
   for dset in ${train_data} ${valid_set} ${test_sets}; do
     out=${featdir}/${dset}
     opts=()
     [ "${feats_type}" = raw ] && opts=(--audio_format "${audio_format}")
     [ "${feats_type}" = fbank ] && [ "${feats_stack}" -ne 1 ] && opts=(--stack "${feats_stack}")
     [ "${feats_type}" = whisper ] && opts=(--checkpoint "${feats_encoder}" --layer "${feats_layer}"
-                                          --dtype "${feats_dtype}" --pad_silence "${feats_pad_silence}")
+                                          --dtype "${feats_dtype}" --padding "${feats_padding}")
     # the tool decides alone what is left to do: a shard, or the merge, whose stamp (its audio files' content,
     # segments and options) is fresh is skipped. The shard stamps from before say afterwards what was redone and why.
     prev=$(mktemp -d "${TMPDIR:-/tmp}/st_stage3.XXXXXX")

@@ -56,9 +56,9 @@ corpus="--n_train 2000 --n_dev 40 --n_tst 40 --n_mt_extra -1 --nj 2"
 whisper=${root}/tools/pretrained/whisper-tiny.en
 feats=(--feats_type whisper --feats_encoder "${whisper}")
 select=(--mt_init_model valid.acc.best.pth --inference_model valid.acc.ave.pth)
-asr=(--pretrain_asr true --asr_config "${conf}/train_asr.yaml")  # beside the MT pre-training
+asr=true  # a CTC ASR pre-training of the acoustic encoder, beside the MT pre-training
 if [ "${pretrained}" = false ]; then
-  asr=()
+  asr=false
   conf=conf/scratch
   corpus="--n_train 300 --n_dev 40 --n_tst 40 --n_mt_extra 300 --nj 2"
   feats=(--feats_type fbank)
@@ -74,11 +74,8 @@ if [ "${debug}" = true ]; then
   corpus="--n_train 40 --n_dev 8 --n_tst 8 --n_mt_extra 200 --nj 2"
   own=(--debug true "${own[@]}")
   select=(--mt_init_model train.acc.best.pth --inference_model train.acc.ave.pth)
-  if [ "${pretrained}" = true ]; then  # CI fetches nothing: a tiny random Whisper in the real format stands in
-    whisper=exp/tiny_whisper
-    feats=(--feats_type whisper --feats_encoder "${whisper}")
-    python -m salign.bin.make_tiny_whisper --out "${whisper}"
-  fi
+  # CI fetches nothing: a tiny random Whisper in the real format stands in (written by stage 3)
+  [ "${pretrained}" = false ] || feats=(--feats_type whisper --feats_encoder tiny_random)
 elif [ "${pretrained}" = true ]; then
   "${root}/tools/get_pretrained.sh" whisper-tiny.en
 fi
@@ -106,6 +103,7 @@ for ((i = 0; i + 1 < ${#args[@]}; i++)); do
   if [ "${args[i]}" = --model_family ]; then family=${args[i + 1]}; fi
 done
 model_confs=(--mt_config "${conf}/train_mt.yaml" --st_config "${conf}/train_st_salign.yaml")
+[ "${family}" = salign ] || asr=false  # (the ASR pre-training initialises S-Align's acoustic encoder)
 # llm: the LM is pre-trained on the corpus text with the speech-LLM config itself (text-only batches); a Hugging
 # Face LM (--lm hf) is not: it is pre-trained already (in debug mode a tiny random one stands in, built here)
 if [ "${family}" = llm ] && [ "${lm}" = hf ]; then
@@ -127,7 +125,7 @@ fi
   --nj 2 --inference_nj 1 --train_eval_size 40 \
   --nbpe 1000 --token_joint true \
   --mt_extra_src corpus/en-es/mt-extra/mt-extra.en --mt_extra_tgt corpus/en-es/mt-extra/mt-extra.es \
-  "${model_confs[@]}" "${asr[@]}" \
+  "${model_confs[@]}" --pretrain_asr "${asr}" --asr_config "${conf}/train_asr.yaml" \
   --inference_config "${conf}/decode.yaml" "${select[@]}" "${feats[@]}" \
   --st_args "${st_args}" "${args[@]}"
 # (stage 13 prints the table it wrote: a run that stopped before it prints none, the committed one least of all)

@@ -5,7 +5,8 @@ encoder.
 Usage::
 
     python -m salign.bin.make_encoder_feats --data data/train --out dump/whisper/train --nj N --job J \
-        --checkpoint tools/pretrained/whisper-tiny.en [--layer -1] [--dtype float32|float16] [--pad_silence 0]
+        --checkpoint tools/pretrained/whisper-tiny.en [--layer -1] [--dtype float32|float16] \
+        [--padding utterance|window]
     python -m salign.bin.make_encoder_feats --data data/train --out dump/whisper/train --nj N --merge --checkpoint ...
 
 Shards, stamps (with the encoder's fingerprint, layer, dtype and padding) and the merge as ``make_fbank``.

@@ -1,18 +1,20 @@
 """Stage 3, ``--feats_type whisper``: a pretrained encoder's hidden states, computed once and stored as features.
 
 A frozen encoder costs its forward pass in every epoch of every training that reads it; here it runs once per
-utterance and the recipe trains on its outputs like on fbank (``kaldi_ark`` data, global CMVN). The top blocks can
-still be fine-tuned: store block K's output (``--layer K``) and let the model's acoustic encoder continue from it
-with the checkpoint's blocks K+1.. (``--encoder whisper_top`` with ``from_layer: K``).
+utterance and the recipe trains on its outputs like on fbank (``kaldi_ark`` data, global CMVN). Fine-tuning the
+encoder goes through the live one instead: ``--feats_type raw`` with ``encoder: whisper`` and its ``checkpoint``
+(:class:`salign.st.whisper.WhisperEncoder`; ESPnet's ``--freeze_param`` keeps its lower blocks fixed).
 
 Shard J (1-based) of N: ``OUT/splitN/feats.J.{ark,scp}``, ``utt2num_frames.J``, ``cmvn.J.npz`` and the
 ``feats.J.done`` stamp (sharding, stamps and merge: :mod:`salign.feats.shards`). Merged: ``feats.scp``,
 ``utt2num_frames``, ``cmvn.npz`` (ESPnet's ``feats_stats.npz`` keys), as :mod:`salign.feats.fbank_dump` writes them.
 The stamp holds the encoder's fingerprint (the SHA-256 of its weight files), the layer, the dtype and the padding:
-another checkpoint or layer extracts again.
+another checkpoint, layer, dtype or padding extracts again.
 
-Whisper is run on the utterance only (no 30 s padding; :class:`salign.st.whisper.WhisperEncoder`), optionally with
-``--pad_silence S`` seconds of digital silence appended; frames are 20 ms. Output dtype ``float32`` (Kaldi ``FM``),
+``--padding utterance`` (the default) runs Whisper on the utterance only (:class:`salign.st.whisper.WhisperEncoder`:
+masked attention, no 30 s padding); ``--padding window`` runs it as Whisper was trained, on the utterance followed by
+digital silence up to its 30 s window, and keeps the utterance's frames (20 ms each either way; ~6x the compute on
+5 s clips). Output dtype ``float32`` (Kaldi ``FM``),
 or ``float16`` stored through Kaldi's 16-bit compressed matrix (``CM2``: half the disk, one global range per matrix).
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = ["EncoderDump", "encoder_fingerprint"]
 STAMP_VERSION = 1
 BATCH = 8  #: utterances per encoder call (outputs do not depend on the batch: masked attention, own padding)
 DTYPES = ("float32", "float16")
+PADDINGS = ("utterance", "window")  #: the utterance alone, or in Whisper's 30 s window (its frames kept)
 
 
 def encoder_fingerprint(checkpoint: Path) -> str:
@@ -73,34 +76,35 @@ class EncoderDump(ShardedDump):
 
     @classmethod
     def add_options(cls, p: argparse.ArgumentParser) -> None:
-        """``--checkpoint``, ``--layer``, ``--dtype``, ``--pad_silence``."""
+        """``--checkpoint``, ``--layer``, ``--dtype``, ``--padding``."""
         p.add_argument("--checkpoint", type=Path, required=True,
                        help="the Whisper checkpoint (openai .pt, Hugging Face or CTranslate2 directory)")
         p.add_argument("--layer", type=int, default=-1,
                        help="1-based block whose output is stored (-1: the last, after its final LayerNorm)")
         p.add_argument("--dtype", choices=DTYPES, default="float32",
                        help="float32 (Kaldi FM) or float16 (Kaldi 16-bit compressed matrix)")
-        p.add_argument("--pad_silence", type=float, default=0.0,
-                       help="seconds of silence appended to each utterance before encoding (default 0)")
+        p.add_argument("--padding", choices=PADDINGS, default="utterance",
+                       help="utterance: encode the utterance alone; window: in Whisper's 30 s window padded with "
+                            "silence, keeping the utterance's frames")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "EncoderDump":
         """The dump of the parsed options."""
-        if args.pad_silence < 0:
-            raise InputError(f"--pad_silence {args.pad_silence}: must be >= 0", fix="e.g. 0 or 1.0")
-        return cls(args.data, args.out.resolve(), args.nj, args.checkpoint, args.layer, args.dtype, args.pad_silence)
+        return cls(args.data, args.out.resolve(), args.nj, args.checkpoint, args.layer, args.dtype, args.padding)
 
     def __init__(self, data: Path, out: Path, nj: int, checkpoint: Path, layer: int = -1, dtype: str = "float32",
-                 pad_silence: float = 0.0) -> None:
+                 padding: str = "utterance") -> None:
         super().__init__(data, out, nj)
-        self.checkpoint, self.layer, self.dtype, self.pad_silence = Path(checkpoint), layer, dtype, pad_silence
+        if padding not in PADDINGS:
+            raise InputError(f"padding {padding!r}: unknown", fix=f"one of {', '.join(PADDINGS)}")
+        self.checkpoint, self.layer, self.dtype, self.padding = Path(checkpoint), layer, dtype, padding
         self._encoder = None
         self._fingerprint = encoder_fingerprint(self.checkpoint)
 
     def options(self) -> Dict[str, object]:
         """The stamp's options: the encoder's fingerprint, the layer, the dtype, the padding."""
         return {"version": STAMP_VERSION, "encoder": "whisper", "fingerprint": self._fingerprint,
-                "layer": self.layer, "dtype": self.dtype, "pad_silence": self.pad_silence, "sr": SAMPLE_RATE}
+                "layer": self.layer, "dtype": self.dtype, "padding": self.padding, "sr": SAMPLE_RATE}
 
     def encoder(self):
         """The Whisper encoder up to ``--layer`` (built once, evaluation mode)."""
@@ -112,13 +116,17 @@ class EncoderDump(ShardedDump):
 
     def encode(self, waves: List[np.ndarray]) -> List[np.ndarray]:
         """Hidden states (T_i, width) of each wave, float32."""
-        pad = int(round(self.pad_silence * SAMPLE_RATE))
-        ts = [torch.from_numpy(np.concatenate([w, np.zeros(pad, dtype=w.dtype)]) if pad else w).float()
-              for w in waves]
+        ts = [torch.from_numpy(w).float() for w in waves]
         lens = torch.tensor([len(t) for t in ts])
+        keep = torch.div(torch.div(lens, 160, rounding_mode="floor") + 1, 2, rounding_mode="floor")  # 20 ms frames
+        if self.padding == "window":  # zeros up to the 30 s window, encoded whole (every frame attends to all)
+            window = self.encoder().max_frames * 160
+            ts = [torch.nn.functional.pad(t, (0, window - len(t))) for t in ts]
+            lens = torch.full_like(lens, window)
         batch = torch.nn.utils.rnn.pad_sequence(ts, batch_first=True)
         with torch.inference_mode():
             out, olens, _ = self.encoder()(batch, lens)
+        olens = torch.minimum(olens.cpu(), keep)
         return [out[i, : int(olens[i])].numpy().astype(np.float32) for i in range(len(ts))]
 
     def write_shard(self, segs: List[Segment], temps: List[Path], finals: List[Path]) -> Tuple[int, float]:
@@ -153,8 +161,8 @@ class EncoderDump(ShardedDump):
                                      "samples, > 200 needed)", self.data / "segments",
                                      fix="drop utterances shorter than 0.1 s in data preparation")
                 limit = self.encoder().max_frames * 160  # samples of the encoder's window
-                if len(wave) + int(round(self.pad_silence * SAMPLE_RATE)) > limit:
-                    raise InputError(f"utterance '{seg.utt}' ({len(wave) / SAMPLE_RATE:.2f} s with the padding) is "
+                if len(wave) > limit:
+                    raise InputError(f"utterance '{seg.utt}' ({len(wave) / SAMPLE_RATE:.2f} s) is "
                                      f"longer than the encoder's {limit / SAMPLE_RATE:g} s window",
                                      self.data / "segments", fix="segment it into shorter utterances, or drop it "
                                                                  "(stage 4's --max_frames does so only later)")

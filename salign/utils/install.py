@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
-from typing import List, Tuple
+from pathlib import Path
+from typing import List, Optional, Tuple
 
 PY_MODULES: List[Tuple[str, str]] = [
     ("torch", "tools/install.sh"),
@@ -37,8 +39,6 @@ FILES: List[Tuple[str, str]] = [
 
 def missing() -> List[str]:
     """Return one line per missing requirement, naming it and the fix."""
-    import os
-
     out = []
     for mod, fix in PY_MODULES:
         try:
@@ -69,13 +69,37 @@ def warnings() -> List[str]:
     return out
 
 
+def pretrained(store: Optional[str] = None) -> List[str]:
+    """Return one line per catalog model (salign.pretrained) saying whether it is fetched and converted in ``store``
+    (default: tools/pretrained or $SALIGN_PRETRAINED), and the command that sets it up when it is not. Not an
+    install failure: the recipes that need a model fetch it themselves."""
+    from salign.pretrained.catalog import CATALOG
+    from salign.pretrained.fetch import status
+
+    store = store or os.environ.get("SALIGN_PRETRAINED") or str(Path(__file__).resolve().parents[2] / "tools" /
+                                                                  "pretrained")
+    out = []
+    for name in CATALOG:
+        why = status(name, store)
+        where = Path(store) / name
+        out.append(f"{name}: ready ({where})" if why is None else
+                   f"{name}: {why} ({where}); fix: tools/get_pretrained.sh {name} (the recipes that use it run this)")
+    return out
+
+
 def report() -> int:
-    """Print missing requirements (or an all-clear line) and slow components; 1 if anything is missing, else 0."""
+    """Print missing requirements (or an all-clear line), slow components and the pretrained models' state; 1 if
+    anything is missing, else 0 (a pretrained model not fetched yet is reported, not an error)."""
     problems = missing()
     for line in problems:
         print(f"[check_install] MISSING: {line}")
     for line in warnings():
         print(f"[check_install] SLOW: {line}")
+    try:
+        for line in pretrained():
+            print(f"[check_install] PRETRAINED: {line}")
+    except Exception as exc:  # noqa: BLE001 - salign itself missing: already reported above
+        print(f"[check_install] PRETRAINED: cannot check ({type(exc).__name__}: {exc})")
     if not problems:
         import torch
 

@@ -77,3 +77,26 @@ def test_missing_checkpoint_or_too_long_utterance_is_a_one_line_error(tmp_path, 
     tiny_hf_whisper().save_pretrained(small)  # a 1.28 s window: 2.5 s utterances do not fit
     with pytest.raises(InputError, match="rec0_00.*longer than the encoder's 1.28 s window"):
         run(data, tmp_path / "d2", small)
+
+
+def test_window_padding_encodes_in_the_full_window_and_keeps_the_utterances_frames(tmp_path, ckpt, capsys):
+    """--padding window: Whisper run as trained, on the utterance and silence up to its window (here 4 s), every
+    frame attending to the silence; the stored frames are the utterance's (as many as unpadded), and a new stamp."""
+    data = make_data(tmp_path, n_rec=1, n_seg=2)
+    out = tmp_path / "dump"
+    run(data, out, ckpt)
+    alone = dict(kaldiio.load_scp(str(out / "feats.scp")))
+    capsys.readouterr()
+    run(data, out, ckpt, "--padding", "window")
+    assert "already complete" not in capsys.readouterr().err
+    windowed = dict(kaldiio.load_scp(str(out / "feats.scp")))
+    enc = WhisperEncoder(checkpoint=str(ckpt)).eval()
+    segs, wav_scp = read_data_dir(data)
+    for seg, wave in iter_waves(segs, wav_scp):
+        full = np.zeros(enc.max_frames * 160, dtype=np.float32)
+        full[: len(wave)] = wave
+        with torch.no_grad():
+            ref, _, _ = enc(torch.from_numpy(full)[None], torch.tensor([len(full)]))
+        assert windowed[seg.utt].shape == alone[seg.utt].shape == (125, ref.size(-1))
+        np.testing.assert_allclose(windowed[seg.utt], ref[0, :125].numpy(), atol=1e-5)
+        assert np.abs(windowed[seg.utt] - alone[seg.utt]).mean() > 1e-3  # the silence is seen
