@@ -54,8 +54,10 @@ feats_type=fbank        # fbank: 80-dim fbank ark/scp, global CMVN | raw: 16 kHz
 feats_tag=              # this feature type's dump: ${dumpdir}/${feats_tag}/<set> (stage 3), .../filtered/<set> (stage
                         # 4), .../stats/<set> (stage 10); default fbank (fbank_stack<N> with --feats_stack N > 1), raw,
                         # or whisper_<encoder dir>_L<layer>, so that dumps of different feature types never share a list
-feats_encoder=          # whisper: the checkpoint (an HF/CTranslate2 directory or openai .pt; tools/get_pretrained.sh),
-                        # or tiny_random: a tiny random Whisper written to <expdir>/tiny_whisper at stage 3 (debug, CI)
+feats_encoder=          # whisper: the checkpoint (an HF/CTranslate2 directory or openai .pt), a model of salign's
+                        # pretrained catalog by name (e.g. whisper-tiny.en: fetched, hash-checked and converted once at
+                        # stage 3 into tools/pretrained/, tools/get_pretrained.sh --list), or tiny_random: a tiny random
+                        # Whisper written to <expdir>/tiny_whisper at stage 3 (debug, CI)
 feats_layer=-1          # whisper: the 1-based block whose output is stored (-1: the last, after its LayerNorm)
 feats_dtype=float32     # whisper: float32, or float16 (Kaldi 16-bit compressed matrices: half the disk)
 feats_padding=utterance # whisper: utterance (encoded alone) or window (in Whisper's 30 s window, its frames kept)
@@ -190,13 +192,18 @@ fi
 for f in "${mt_config}" "${st_config}" "${inference_config}"; do
   if [ -n "${f}" ] && [ ! -f "${f}" ]; then die "${f}: config not found (fix: check the path in run.sh)"; fi
 done
+feats_catalog=false
 case "${feats_type}" in fbank|raw) ;;
   whisper)
     [ -n "${feats_encoder}" ] || die "--feats_type whisper needs --feats_encoder (fix: e.g. --feats_encoder" \
       "${SALIGN_ROOT}/tools/pretrained/whisper-tiny.en, made by tools/get_pretrained.sh whisper-tiny.en)"
-    [ "${feats_encoder}" = tiny_random ] || [ -e "${feats_encoder}" ] ||
-      die "--feats_encoder ${feats_encoder}: no such checkpoint (fix:" \
-      "${SALIGN_ROOT}/tools/get_pretrained.sh whisper-tiny.en, or point it at a Whisper checkpoint)"
+    feats_catalog=false  # a name of the pretrained catalog: fetched at stage 3
+    if [ "${feats_encoder}" != tiny_random ] && [ ! -e "${feats_encoder}" ]; then
+      python -m salign.bin.get_pretrained --list | cut -f1 | grep -qxF -- "${feats_encoder}" ||
+        die "--feats_encoder ${feats_encoder}: no such checkpoint, nor a pretrained model's name (fix: a Whisper" \
+          "checkpoint, or a name listed by ${SALIGN_ROOT}/tools/get_pretrained.sh --list, e.g. whisper-tiny.en)"
+      feats_catalog=true
+    fi
     case "${feats_padding}" in utterance|window) ;;
       *) die "--feats_padding '${feats_padding}': unknown (fix: utterance or window)" ;;
     esac
@@ -391,6 +398,9 @@ if run_stage 3; then
   if [ "${feats_type}" = whisper ] && [ "${feats_encoder}" = tiny_random ]; then  # the debug stand-in (same each time)
     feats_encoder=${expdir}/tiny_whisper
     python -m salign.bin.make_tiny_whisper --out "${feats_encoder}"
+  elif [ "${feats_type}" = whisper ] && [ "${feats_catalog}" = true ]; then  # fetched and converted once, then checked
+    python -m salign.bin.get_pretrained "${feats_encoder}"
+    feats_encoder=${SALIGN_PRETRAINED:-${SALIGN_ROOT}/tools/pretrained}/${feats_encoder}
   fi
   for dset in ${train_data} ${valid_set} ${test_sets}; do
     out=${featdir}/${dset}

@@ -86,9 +86,10 @@ step() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 
 cdir=conf/compare
 confdir=exp/compare_conf  # the merged configs the rows train with
-# the comparison configs select checkpoints (MT init, ST average) on valid accuracy (for learning-size builds)
+# the comparison configs select checkpoints (MT init, ST average) on valid accuracy (for learning-size builds); the
+# rows train on fbank (run.sh --pretrained false: stacked fbank, the acoustic side from scratch)
 # shellcheck disable=SC2206  # run_opts: options split as on a command line
-common=(--debug "${debug}" --ngpu "${ngpu}" --inference_nj "${inference_nj}" --mt_init_model valid.acc.best.pth
+common=(--debug "${debug}" --pretrained false --ngpu "${ngpu}" --inference_nj "${inference_nj}" --mt_init_model valid.acc.best.pth
         --inference_model valid.acc.ave.pth --feats_stack 2 --dumpdir dump/compare ${run_opts})
 if [ "${debug}" = true ]; then
   cdir=conf/compare/debug

@@ -53,8 +53,7 @@ root=${SALIGN_ROOT:-$(cd ../.. && pwd)}
 conf=conf
 corpus="--n_train 2000 --n_dev 40 --n_tst 40 --n_mt_extra -1 --nj 2"
 # the acoustic input: cached Whisper tiny.en states (fetched and converted once, hash-checked) or fbank from scratch
-whisper=${root}/tools/pretrained/whisper-tiny.en
-feats=(--feats_type whisper --feats_encoder "${whisper}")
+feats=(--feats_type whisper --feats_encoder whisper-tiny.en)  # (a catalog name: stage 3 fetches it once)
 select=(--mt_init_model valid.acc.best.pth --inference_model valid.acc.ave.pth)
 asr=true  # a CTC ASR pre-training of the acoustic encoder, beside the MT pre-training
 if [ "${pretrained}" = false ]; then
@@ -76,8 +75,6 @@ if [ "${debug}" = true ]; then
   select=(--mt_init_model train.acc.best.pth --inference_model train.acc.ave.pth)
   # CI fetches nothing: a tiny random Whisper in the real format stands in (written by stage 3)
   [ "${pretrained}" = false ] || feats=(--feats_type whisper --feats_encoder tiny_random)
-elif [ "${pretrained}" = true ]; then
-  "${root}/tools/get_pretrained.sh" whisper-tiny.en
 fi
 # the reproduce command: every option but the stage range, each quoted as the shell needs (printf %q); the driver
 # records it for each stage it runs, and the results list the calls that made them

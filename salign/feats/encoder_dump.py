@@ -14,8 +14,9 @@ another checkpoint, layer, dtype or padding extracts again.
 ``--padding utterance`` (the default) runs Whisper on the utterance only (:class:`salign.st.whisper.WhisperEncoder`:
 masked attention, no 30 s padding); ``--padding window`` runs it as Whisper was trained, on the utterance followed by
 digital silence up to its 30 s window, and keeps the utterance's frames (20 ms each either way; ~3x the time on the
-mini corpus' 3-4 s clips, for no better downstream WER there: README, "Pretrained weights"). Output dtype ``float32`` (Kaldi ``FM``),
-or ``float16`` stored through Kaldi's 16-bit compressed matrix (``CM2``: half the disk, one global range per matrix).
+mini corpus' 3-4 s clips, for no better downstream WER there: README, "Pretrained weights"). Output dtype
+``float32`` (Kaldi ``FM``), or ``float16`` stored through Kaldi's 16-bit compressed matrix (``CM2``: half the disk,
+one global range per matrix).
 """
 from __future__ import annotations
 

@@ -242,12 +242,13 @@ def _write_yaml(path: Path, n: int) -> Path:
 
 
 def test_large_yaml_takes_the_fast_path_and_scales_linearly(tmp_path, monkeypatch):
-    """A MuST-C train.yaml has ~250k lines: its canonical lines never reach PyYAML (the slow path), and twice the
-    lines take well under three times as long (linear, not quadratic). Seconds are measured by
-    benchmarks/bench_prep.py, not asserted here: a loaded machine must not fail the suite."""
+    """A MuST-C train.yaml has ~250k lines: its canonical lines never reach PyYAML (the slow path), and the time
+    grows linearly with the lines, not quadratically. Seconds are measured by
+    benchmarks/bench_prep.py, not asserted here: a loaded machine must not fail the suite, so the scaling is checked
+    over 8x the lines (quadratic: 64x the time) with a 24x margin, each size the best of 5."""
     import time
 
-    small, large = _write_yaml(tmp_path / "small.yaml", 20_000), _write_yaml(tmp_path / "large.yaml", 40_000)
+    small, large = _write_yaml(tmp_path / "small.yaml", 5_000), _write_yaml(tmp_path / "large.yaml", 40_000)
     calls = []
     real_load = yaml.load
     monkeypatch.setattr(yaml, "load", lambda *a, **k: calls.append(a) or real_load(*a, **k))
@@ -256,11 +257,11 @@ def test_large_yaml_takes_the_fast_path_and_scales_linearly(tmp_path, monkeypatc
 
     def best(path: Path) -> float:
         times = []
-        for _ in range(3):
+        for _ in range(5):
             t = time.perf_counter()
             parse_yaml(path)
             times.append(time.perf_counter() - t)
         return min(times)
 
     t_small, t_large = best(small), best(large)
-    assert t_large < 3.0 * t_small, (t_small, t_large)
+    assert t_large < 24.0 * t_small, (t_small, t_large)

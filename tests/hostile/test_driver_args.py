@@ -134,7 +134,8 @@ def test_a_stage_range_that_holds_no_stage_is_an_error_not_done(bare):
 
 @pytest.mark.parametrize("args,part", [(["--feats_tag", "a/b"], "--feats_tag 'a/b': not a directory name"),
                                        (["--feats_tag", "filtered"], "--feats_tag 'filtered'"),
-                                       (["--test_sets", "stats"], "a set named 'stats' would share dump/tiny_random_last/stats")])
+                                       (["--test_sets", "stats"],
+                                        "a set named 'stats' would share dump/tiny_random_last/stats")])
 def test_a_dump_name_that_would_clash_is_one_line(bare, args, part):
     fails_cleanly(bare, args, part)
 

@@ -30,7 +30,8 @@ from tests.hostile.driver import REPO, mini_recipe, one_error, run, snapshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hostile_driver")]  # one worker: one recipe run
 
-FIXED = ["--debug", "true", "--pretrained", "false", "--test_sets", "tst-COMMON", "--train_eval_size", "0", "--nj", "1"]
+FIXED = ["--debug", "true", "--pretrained", "false", "--test_sets", "tst-COMMON", "--train_eval_size", "0",
+         "--nj", "1"]
 NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}
 COMMITTED = (REPO / "egs" / "mini_mustc" / "RESULTS.md").read_text()  # the recipe's committed table
 
