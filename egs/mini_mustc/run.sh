@@ -118,7 +118,7 @@ if [ "${family}" = llm ]; then
   fi
   llm_conf=conf
   [ "${debug}" = false ] || llm_conf=conf/debug
-  asr=()
+  asr=false
   select=(--mt_init_model train.acc.best.pth --inference_model train.acc.ave.pth)
   model_confs=(--mt_config "" --st_config "${llm_conf}/train_st_llm.yaml")
 fi
