@@ -39,8 +39,26 @@ def tiny_ssl_checkpoint(tmp_path_factory) -> Path:
     return save_fairseq(tiny_hubert(), tmp_path_factory.mktemp("ssl") / "hubert_tiny.pt")
 
 
+@pytest.fixture(scope="module")
+def tiny_whisper_dir(tmp_path_factory):
+    """A tiny Whisper as a Hugging Face directory, the format tools/get_pretrained.sh converts to."""
+    from salign.testing.tiny_formats import tiny_hf_whisper
+
+    path = tmp_path_factory.mktemp("whisper") / "hf"
+    tiny_hf_whisper().save_pretrained(path)
+    return path
+
+
+def test_the_whisper_config_names_the_converted_model_from_a_mustc_recipe():
+    """conf/train_st_salign_whisper.yaml's checkpoint, read from a MuST-C recipe directory, is what
+    tools/get_pretrained.sh whisper-base writes."""
+    conf = yaml.safe_load((REPO / "conf" / "train_st_salign_whisper.yaml").read_text())
+    recipe = REPO / "egs" / "mustc" / "en-de"
+    assert (recipe / conf["encoder_conf"]["checkpoint"]).resolve() == (REPO / "tools" / "pretrained" / "whisper-base")
+
+
 @pytest.mark.parametrize("path", [p for p in CONFIGS if kind(p) == "train"], ids=lambda p: str(p.relative_to(REPO)))
-def test_training_config_builds_its_model(path, tiny_data, tiny_ssl_checkpoint):
+def test_training_config_builds_its_model(path, tiny_data, tiny_ssl_checkpoint, tiny_whisper_dir):
     from espnet2.tasks.st import STTask
 
     from salign.tasks.st import SAlignSTTask
@@ -56,6 +74,8 @@ def test_training_config_builds_its_model(path, tiny_data, tiny_ssl_checkpoint):
     raw = "frontend" in conf or "input_size" in conf
     if conf.get("encoder") == "hubert":  # its checkpoint is a placeholder path: a tiny HuBERT stands in
         base += ["--encoder_conf", f"checkpoint={tiny_ssl_checkpoint}"]
+    if conf.get("encoder") == "whisper" and task is SAlignSTTask:  # the converted model: a tiny one in its format
+        base += ["--encoder_conf", f"checkpoint={tiny_whisper_dir}"]
     args = task.get_parser().parse_args(base + ([] if raw else ["--input_size", "80"]))
     model = task.build_model(args)
     assert sum(p.numel() for p in model.parameters()) > 0
