@@ -158,7 +158,7 @@ def test_rerun_of_the_stock_row_is_a_noop_and_rewrites_the_table(recipe):
         for line in (ln for ln in (logs / f"{job}.log").read_text().splitlines() if "[st.sh] stage 11" in ln):
             assert "complete" in line or "skipped" in line, (job, line)  # nothing is trained again
     assert "stage 12: exp/st_stock_espnet/decode_st_tst-COMMON is complete" in stock
-    assert "| `stock_espnet` |" in proc.stdout and "| `ot` |" in (dst / "COMPARE.md").read_text()
+    assert "| `stock_espnet` |" in proc.stdout and "| `adversarial_official` |" in (dst / "COMPARE.md").read_text()
 
 
 def test_unknown_method_fails_fast(recipe):

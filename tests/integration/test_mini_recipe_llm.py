@@ -95,7 +95,7 @@ def test_hf_lm_through_the_recipe_with_lora_and_ai_sta(recipe_hf):
     assert config["lm_conf"]["finetune"] == "lora"
     # no acoustic encoder of its own: the tiny Whisper's cached states (width 32, not fbank's 80) go to the projector
     assert config["encoder"] == "identity" and config["input_size"] == 32 and config["projector"] == "mlp"
-    assert (dst / "dump" / "tiny_whisper_last" / "filtered").is_dir()  # stage 3's cached Whisper states
+    assert (dst / "dump" / "tiny_random_last" / "filtered").is_dir()  # stage 3's cached Whisper states
     assert config["align_conf"]["layers_file"] == f"exp/{HF_EXP}/layers.yaml"
     log = (exp / HF_EXP / "train.log").read_text()
     counts = re.search(r"speech-LLM: (\d+) of (\d+) parameters trainable \(lm hf\)", log)
