@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import BinaryIO, Dict, Iterator, List, Tuple
 
 import numpy as np
 import torch
@@ -32,8 +31,8 @@ from kaldiio.matio import write_array
 
 from salign.data.datadir import Segment
 from salign.feats.fbank import SAMPLE_RATE, iter_waves
-from salign.feats.shards import Shard, ShardedDump
-from salign.utils.io import InputError, atomic_write
+from salign.feats.fbank_dump import FeatureDump
+from salign.utils.io import InputError
 
 __all__ = ["EncoderDump", "encoder_fingerprint"]
 
@@ -65,15 +64,13 @@ def encoder_fingerprint(checkpoint: Path) -> str:
     return h.hexdigest()
 
 
-class EncoderDump(ShardedDump):
-    """Shard J: ``feats.J.ark`` (first: the scp points into it), ``feats.J.scp``, ``utt2num_frames.J``,
-    ``cmvn.J.npz``; merged: ``feats.scp``, ``utt2num_frames``, ``cmvn.npz``."""
+class EncoderDump(FeatureDump):
+    """A Whisper encoder's states in fbank's dump layout (:class:`salign.feats.fbank_dump.FeatureDump`)."""
 
     tool = "make_encoder_feats"
-    shard_files = ("feats.{j}.ark", "feats.{j}.scp", "utt2num_frames.{j}", "cmvn.{j}.npz")
-    shard_done = "feats.{j}.done"
     out_example = "dump/whisper/train"
-    merged_files = ("feats.scp", "utt2num_frames", "cmvn.npz")
+    frame_shift = 0.02
+    frame_note = " of 20 ms"
 
     @classmethod
     def add_options(cls, p: argparse.ArgumentParser) -> None:
@@ -130,77 +127,31 @@ class EncoderDump(ShardedDump):
         olens = torch.minimum(olens.cpu(), keep)
         return [out[i, : int(olens[i])].numpy().astype(np.float32) for i in range(len(ts))]
 
-    def write_shard(self, segs: List[Segment], temps: List[Path], finals: List[Path]) -> Tuple[int, float]:
-        """Encoder outputs of ``segs`` into the ark, its scp, frame counts and partial CMVN sums."""
-        ark_final = finals[0].resolve()
-        scp_rows: List[Tuple[str, str]] = []
-        frames: Dict[str, int] = {}
-        total = total_sq = None
-        secs = 0.0
+    def write_matrix(self, ark: BinaryIO, feats: np.ndarray) -> None:
+        """float32 as Kaldi ``FM``; float16 through Kaldi's 16-bit compression (one global range per matrix)."""
+        if self.dtype == "float16":
+            write_array(ark, feats, compression_method=3)  # kTwoByteAuto
+        else:
+            write_array(ark, feats)
+
+    def features(self, segs: List[Segment]) -> Iterator[Tuple[str, np.ndarray]]:
+        """Encoder states of each of ``segs``, computed ``BATCH`` utterances at a time; a wave too short for the front
+        end or too long for the encoder's window is a one-line error naming it."""
         pending: List[Tuple[str, np.ndarray]] = []
-        with temps[0].open("wb") as ark:
-            def flush() -> None:
-                nonlocal total, total_sq
-                for (utt, _), feats in zip(pending, self.encode([w for _, w in pending])):
-                    if total is None:
-                        total, total_sq = np.zeros(feats.shape[1]), np.zeros(feats.shape[1])
-                    ark.write(f"{utt} ".encode("utf-8"))
-                    scp_rows.append((utt, f"{ark_final}:{ark.tell()}"))
-                    if self.dtype == "float16":
-                        write_array(ark, feats, compression_method=3)  # kTwoByteAuto: 16 bits, one global range
-                    else:
-                        write_array(ark, feats)
-                    frames[utt] = feats.shape[0]
-                    total += feats.sum(axis=0, dtype=np.float64)
-                    total_sq += np.square(feats, dtype=np.float64).sum(axis=0)
-                    self.advance()
-                pending.clear()
-
-            for seg, wave in iter_waves(segs, self.wav_scp, SAMPLE_RATE, self.data / "wav.scp", self.segments_file):
-                if len(wave) <= 200:
-                    raise InputError(f"utterance '{seg.utt}' is too short for Whisper's front end ({len(wave)} "
-                                     "samples, > 200 needed)", self.data / "segments",
-                                     fix="drop utterances shorter than 0.1 s in data preparation")
-                limit = self.encoder().max_frames * 160  # samples of the encoder's window
-                if len(wave) > limit:
-                    raise InputError(f"utterance '{seg.utt}' ({len(wave) / SAMPLE_RATE:.2f} s) is "
-                                     f"longer than the encoder's {limit / SAMPLE_RATE:g} s window",
-                                     self.data / "segments", fix="segment it into shorter utterances, or drop it "
-                                                                 "(stage 4's --max_frames does so only later)")
-                secs += len(wave) / SAMPLE_RATE
-                pending.append((seg.utt, wave))
-                if len(pending) == BATCH:
-                    flush()
-            if pending:
-                flush()
-            ark.flush()
-            os.fsync(ark.fileno())
-        with temps[1].open("w", encoding="utf-8") as f:
-            f.writelines(f"{u} {s}\n" for u, s in sorted(scp_rows))
-        with temps[2].open("w", encoding="utf-8") as f:
-            f.writelines(f"{u} {frames[u]}\n" for u in sorted(frames))
-        with temps[3].open("wb") as f:
-            np.savez(f, count=np.int64(sum(frames.values())), sum=total if total is not None else np.zeros(1),
-                     sum_square=total_sq if total_sq is not None else np.zeros(1))
-        return len(frames), secs
-
-    def write_merged(self, shards: List[Shard]) -> str:
-        """The merged scp, lengths and global CMVN stats."""
-        count, total, total_sq = 0, None, None
-        for s in shards:
-            with np.load(s.finals[3]) as st:
-                if int(st["count"]) == 0:
-                    continue
-                count += int(st["count"])
-                total = st["sum"] if total is None else total + st["sum"]
-                total_sq = st["sum_square"] if total_sq is None else total_sq + st["sum_square"]
-        scp_lines = self.merged_rows(shards, 1)
-        frames = [tuple(line.split()) for line in self.merged_rows(shards, 2)]
-        out = self.out
-        with atomic_write(out / "feats.scp") as f:
-            f.writelines(line + "\n" for line in scp_lines)
-        with atomic_write(out / "utt2num_frames") as f:
-            f.writelines(f"{u} {n}\n" for u, n in frames)
-        with atomic_write(out / "cmvn.npz", "wb") as f:
-            np.savez(f, count=np.int64(count), sum=total, sum_square=total_sq)
-        return f"{len(scp_lines)} utterances, {count} frames of 20 ms -> {out}/feats.scp, {out}/cmvn.npz"
+        for seg, wave in iter_waves(segs, self.wav_scp, SAMPLE_RATE, self.data / "wav.scp", self.segments_file):
+            if len(wave) <= 200:
+                raise InputError(f"utterance '{seg.utt}' is too short for Whisper's front end ({len(wave)} "
+                                 "samples, > 200 needed)", self.data / "segments",
+                                 fix="drop utterances shorter than 0.1 s in data preparation")
+            limit = self.encoder().max_frames * 160  # samples of the encoder's window
+            if len(wave) > limit:
+                raise InputError(f"utterance '{seg.utt}' ({len(wave) / SAMPLE_RATE:.2f} s) is "
+                                 f"longer than the encoder's {limit / SAMPLE_RATE:g} s window",
+                                 self.data / "segments", fix="segment it into shorter utterances, or drop it "
+                                                             "(stage 4's --max_frames does so only later)")
+            pending.append((seg.utt, wave))
+            if len(pending) == BATCH:
+                yield from zip((u for u, _ in pending), self.encode([w for _, w in pending]))
+                pending = []
+        if pending:
+            yield from zip((u for u, _ in pending), self.encode([w for _, w in pending]))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from kaldiio.matio import write_array
@@ -26,7 +26,7 @@ from salign.feats.fbank import FBANK_DIM, SAMPLE_RATE, iter_fbank
 from salign.feats.shards import Shard, ShardedDump
 from salign.utils.io import InputError, atomic_write
 
-__all__ = ["FbankDump", "stack_frames"]
+__all__ = ["FeatureDump", "FbankDump", "stack_frames"]
 
 STAMP_VERSION = 1
 
@@ -43,15 +43,86 @@ def stack_frames(feats: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(feats.reshape((t + pad) // k, d * k))
 
 
-class FbankDump(ShardedDump):
-    """Shard J: ``feats.J.ark`` (written first: the scp points into it), ``feats.J.scp``, ``utt2num_frames.J`` and
+class FeatureDump(ShardedDump):
+    """Feature matrices as Kaldi ark/scp shards with frame counts and partial CMVN sums, merged with global CMVN
+    statistics: the layout every frame-level feature type shares (fbank here, a pretrained encoder's states in
+    :mod:`salign.feats.encoder_dump`). Subclasses give :meth:`features`; :meth:`write_matrix` may compress.
+    Shard J: ``feats.J.ark`` (written first: the scp points into it), ``feats.J.scp``, ``utt2num_frames.J`` and
     ``cmvn.J.npz``; merged: ``feats.scp``, ``utt2num_frames``, ``cmvn.npz``."""
 
-    tool = "make_fbank"
     shard_files = ("feats.{j}.ark", "feats.{j}.scp", "utt2num_frames.{j}", "cmvn.{j}.npz")
     shard_done = "feats.{j}.done"
-    out_example = "dump/fbank/train"
     merged_files = ("feats.scp", "utt2num_frames", "cmvn.npz")
+    dim: Optional[int] = None  #: the feature width when known before any utterance (CMVN of an empty dump)
+    frame_shift = 0.01  #: seconds per stored frame
+    frame_note = ""  #: after "N frames" in the merge's summary line
+
+    def features(self, segs: List[Segment]) -> Iterator[Tuple[str, np.ndarray]]:
+        """(utterance id, (T, D) float32 features) of each of ``segs``, in order."""
+        raise NotImplementedError
+
+    def write_matrix(self, ark: BinaryIO, feats: np.ndarray) -> None:
+        """One matrix into the open ark (Kaldi binary ``FM``)."""
+        write_array(ark, feats)
+
+    def zeros(self) -> np.ndarray:
+        """CMVN sums of no frame."""
+        return np.zeros(self.dim or 1, dtype=np.float64)
+
+    def write_shard(self, segs: List[Segment], temps: List[Path], finals: List[Path]) -> Tuple[int, float]:
+        """Features of ``segs`` into the ark, its scp, frame counts and partial CMVN sums."""
+        ark_final = finals[0].resolve()
+        scp_rows: List[Tuple[str, str]] = []
+        frames: Dict[str, int] = {}
+        total = total_sq = None
+        with temps[0].open("wb") as ark:
+            for utt, feats in self.features(segs):
+                ark.write(f"{utt} ".encode("utf-8"))
+                scp_rows.append((utt, f"{ark_final}:{ark.tell()}"))
+                self.write_matrix(ark, feats)
+                frames[utt] = feats.shape[0]
+                s, sq = feats.sum(axis=0, dtype=np.float64), np.square(feats, dtype=np.float64).sum(axis=0)
+                total, total_sq = (s, sq) if total is None else (total + s, total_sq + sq)
+                self.advance()
+            ark.flush()
+            os.fsync(ark.fileno())
+        with temps[1].open("w", encoding="utf-8") as f:
+            f.writelines(f"{u} {s}\n" for u, s in sorted(scp_rows))
+        with temps[2].open("w", encoding="utf-8") as f:
+            f.writelines(f"{u} {frames[u]}\n" for u in sorted(frames))
+        with temps[3].open("wb") as f:
+            np.savez(f, count=np.int64(sum(frames.values())), sum=self.zeros() if total is None else total,
+                     sum_square=self.zeros() if total_sq is None else total_sq)
+        return len(frames), sum(frames.values()) * self.frame_shift
+
+    def write_merged(self, shards: List[Shard]) -> str:
+        """The merged scp, lengths and global CMVN stats (shards without a frame add nothing)."""
+        count, total, total_sq = 0, None, None
+        for s in shards:
+            with np.load(s.finals[3]) as st:
+                if int(st["count"]) == 0:
+                    continue
+                count += int(st["count"])
+                total = st["sum"] if total is None else total + st["sum"]
+                total_sq = st["sum_square"] if total_sq is None else total_sq + st["sum_square"]
+        scp_lines = self.merged_rows(shards, 1)
+        frames = [tuple(line.split()) for line in self.merged_rows(shards, 2)]
+        out = self.out
+        with atomic_write(out / "feats.scp") as f:
+            f.writelines(line + "\n" for line in scp_lines)
+        with atomic_write(out / "utt2num_frames") as f:
+            f.writelines(f"{u} {n}\n" for u, n in frames)
+        with atomic_write(out / "cmvn.npz", "wb") as f:
+            np.savez(f, count=np.int64(count), sum=self.zeros() if total is None else total,
+                     sum_square=self.zeros() if total_sq is None else total_sq)
+        return f"{len(scp_lines)} utterances, {count} frames{self.frame_note} -> {out}/feats.scp, {out}/cmvn.npz"
+
+
+class FbankDump(FeatureDump):
+    """80-dim Kaldi fbank (``--stack K``: K frames stored as one)."""
+
+    tool = "make_fbank"
+    out_example = "dump/fbank/train"
 
     @classmethod
     def add_options(cls, p: argparse.ArgumentParser) -> None:
@@ -71,6 +142,7 @@ class FbankDump(ShardedDump):
         super().__init__(data, out, nj)
         self.num_mel_bins, self.stack = num_mel_bins, stack
         self.dim = num_mel_bins * stack
+        self.frame_shift = 0.01 * stack
 
     def options(self) -> Dict[str, object]:
         """Feature options (the stamp of a shard; ``stack`` only when used, so older dumps stay valid)."""
@@ -79,49 +151,8 @@ class FbankDump(ShardedDump):
             opts["stack"] = self.stack
         return opts
 
-    def write_shard(self, segs: List[Segment], temps: List[Path], finals: List[Path]) -> Tuple[int, float]:
-        """Features of ``segs`` into the ark, its scp, frame counts and partial CMVN sums."""
-        ark_final = finals[0].resolve()
-        scp_rows: List[Tuple[str, str]] = []
-        frames: Dict[str, int] = {}
-        total = np.zeros(self.dim, dtype=np.float64)
-        total_sq = np.zeros(self.dim, dtype=np.float64)
-        with temps[0].open("wb") as ark:
-            for utt, feats in iter_fbank(segs, self.wav_scp, num_mel_bins=self.num_mel_bins,
-                                         where=self.data / "wav.scp", segments=self.segments_file):
-                feats = stack_frames(feats, self.stack)
-                ark.write(f"{utt} ".encode("utf-8"))
-                scp_rows.append((utt, f"{ark_final}:{ark.tell()}"))
-                write_array(ark, feats)
-                frames[utt] = feats.shape[0]
-                total += feats.sum(axis=0, dtype=np.float64)
-                total_sq += np.square(feats, dtype=np.float64).sum(axis=0)
-                self.advance()
-            ark.flush()
-            os.fsync(ark.fileno())
-        with temps[1].open("w", encoding="utf-8") as f:
-            f.writelines(f"{u} {s}\n" for u, s in sorted(scp_rows))
-        with temps[2].open("w", encoding="utf-8") as f:
-            f.writelines(f"{u} {frames[u]}\n" for u in sorted(frames))
-        with temps[3].open("wb") as f:
-            np.savez(f, count=np.int64(sum(frames.values())), sum=total, sum_square=total_sq)
-        return len(frames), sum(frames.values()) * 0.01 * self.stack
-
-    def write_merged(self, shards: List[Shard]) -> str:
-        """The merged scp, lengths, shapes and global CMVN stats."""
-        count, total, total_sq = 0, np.zeros(self.dim), np.zeros(self.dim)
-        for s in shards:
-            with np.load(s.finals[3]) as st:
-                count += int(st["count"])
-                total += st["sum"]
-                total_sq += st["sum_square"]
-        scp_lines = self.merged_rows(shards, 1)
-        frames = [tuple(line.split()) for line in self.merged_rows(shards, 2)]
-        out = self.out
-        with atomic_write(out / "feats.scp") as f:
-            f.writelines(line + "\n" for line in scp_lines)
-        with atomic_write(out / "utt2num_frames") as f:
-            f.writelines(f"{u} {n}\n" for u, n in frames)
-        with atomic_write(out / "cmvn.npz", "wb") as f:
-            np.savez(f, count=np.int64(count), sum=total, sum_square=total_sq)
-        return f"{len(scp_lines)} utterances, {count} frames -> {out}/feats.scp, {out}/cmvn.npz"
+    def features(self, segs: List[Segment]) -> Iterator[Tuple[str, np.ndarray]]:
+        """Fbank of each of ``segs`` (stacked by ``--stack``)."""
+        for utt, feats in iter_fbank(segs, self.wav_scp, num_mel_bins=self.num_mel_bins,
+                                     where=self.data / "wav.scp", segments=self.segments_file):
+            yield utt, stack_frames(feats, self.stack)
