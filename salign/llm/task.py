@@ -29,7 +29,7 @@ from espnet2.torch_utils.initialize import initialize
 from espnet2.train.class_choices import ClassChoices
 from espnet2.utils.get_default_kwargs import get_default_kwargs
 
-from salign.llm.frames import IdentityEncoder
+from salign.encoders.identity import IdentityEncoder
 from salign.llm.hf_lm import HFCausalLM
 from salign.llm.lm import AbsCausalLM, TinyCausalLM
 from salign.llm.model import SpeechLLMModel

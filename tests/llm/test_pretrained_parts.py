@@ -20,7 +20,7 @@ SHIPPED = [REPO / "egs" / "mini_mustc" / "conf" / n for n in ("train_st_llm_smol
 
 
 def test_identity_encoder_passes_the_features_through():
-    from salign.llm.frames import IdentityEncoder
+    from salign.encoders.identity import IdentityEncoder
 
     enc = IdentityEncoder(384).eval()
     x = torch.randn(2, 7, 384)
