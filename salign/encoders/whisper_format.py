@@ -190,7 +190,7 @@ def openai_to_hf(dims: Dims, state: State) -> Tuple[Dict[str, Any], State]:
 
 def load_hf_whisper(path: Path, dtype: torch.dtype = torch.float32) -> Tuple[Dims, State]:
     """openai dims + state dict of a Hugging Face Whisper directory."""
-    from salign.st.ssl_checkpoint import read_safetensors
+    from salign.st.ssl_checkpoint import read_hf_weights
 
     try:
         cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
@@ -198,14 +198,7 @@ def load_hf_whisper(path: Path, dtype: torch.dtype = torch.float32) -> Tuple[Dim
         raise InputError(f"unreadable config.json ({e})", path / "config.json", fix=FIX) from None
     if cfg.get("model_type") != "whisper":
         raise InputError(f"a Hugging Face {cfg.get('model_type')!r} model, not Whisper", path / "config.json", fix=FIX)
-    weights = next((path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()), None)
-    if weights is None:
-        raise InputError("no model.safetensors or pytorch_model.bin", path, fix=FIX)
-    try:
-        raw = (read_safetensors(weights) if weights.suffix == ".safetensors"
-               else torch.load(weights, map_location="cpu", weights_only=True))
-    except Exception as e:
-        raise InputError(f"unreadable weights ({type(e).__name__}: {str(e)[:120]})", weights, fix=FIX) from None
+    weights, raw = read_hf_weights(path, FIX)
     state: State = {}
     for k, v in raw.items():
         try:

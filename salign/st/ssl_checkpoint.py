@@ -262,6 +262,19 @@ _ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, 
               "BOOL": torch.bool}
 
 
+def read_hf_weights(path: Path, fix: str) -> Tuple[Path, Dict[str, torch.Tensor]]:
+    """The weight file of a Hugging Face model directory (``model.safetensors``, else ``pytorch_model.bin``) and its
+    tensors; a missing or unreadable one is an :class:`InputError` naming it, with ``fix``."""
+    weights = next((path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()), None)
+    if weights is None:
+        raise InputError("no model.safetensors or pytorch_model.bin", path, fix=fix)
+    try:
+        return weights, (read_safetensors(weights) if weights.suffix == ".safetensors"
+                         else torch.load(weights, map_location="cpu", weights_only=True))
+    except Exception as exc:
+        raise InputError(f"unreadable weights ({type(exc).__name__}: {str(exc)[:120]})", weights, fix=fix) from None
+
+
 def read_safetensors(path: PathLike) -> Dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` file (the ``safetensors`` package when installed, else a built-in reader)."""
     try:
@@ -331,14 +344,7 @@ def _load_huggingface(path: Path) -> SSLCheckpoint:
     if not (path / "config.json").is_file():
         raise InputError("no config.json in this Hugging Face model directory", path, fix=_FIX)
     arch = huggingface_arch(read_json("config.json"), path / "config.json")
-    weights = next((path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()), None)
-    if weights is None:
-        raise InputError("no model.safetensors or pytorch_model.bin", path, fix=_FIX)
-    try:
-        state = (read_safetensors(weights) if weights.suffix == ".safetensors"
-                 else torch.load(weights, map_location="cpu", weights_only=True))
-    except Exception as exc:
-        raise InputError(f"unreadable weights ({type(exc).__name__}: {str(exc)[:120]})", weights, fix=_FIX) from None
+    weights, state = read_hf_weights(path, _FIX)
     converted = _rename(state, huggingface_to_torchaudio_key, weights)
     pre = read_json("preprocessor_config.json") if (path / "preprocessor_config.json").is_file() else {}
     mask_emb = _take_mask_emb(state, ("masked_spec_embed", "hubert.masked_spec_embed", "wav2vec2.masked_spec_embed"))
